@@ -1,0 +1,260 @@
+"""Configuration: one tree of frozen dataclasses, loaded from YAML plus environment variables.
+
+Everything is validated at start-up; a bad value raises `ConfigError` naming the file and key.
+The tree is passed explicitly to whoever needs it; nothing reads the environment elsewhere.
+
+Environment variables override the file (handy for containers and CI secrets):
+
+    DIALER_CONFIG          path of the YAML file (default: ./dialer.yaml)
+    DIALER_ARI_URL         e.g. http://127.0.0.1:8088
+    DIALER_ARI_USERNAME    ARI user (ari.conf section name)
+    DIALER_ARI_PASSWORD    ARI password
+    DIALER_ARI_APP         Stasis application name (one per dialer process)
+    DIALER_REDIS_URL       e.g. redis://127.0.0.1:6379/0
+    DIALER_CACHE_DIR       where the testbed keeps its Asterisk root
+    DIALER_STATE_DIR       where the testbed keeps pid files, logs and Redis data
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from dialer.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = Path("dialer.yaml")
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A string that never shows up in logs, reprs or tracebacks."""
+
+    value: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __str__(self) -> str:
+        return "***"
+
+
+@dataclass(frozen=True, slots=True)
+class AriConfig:
+    url: str
+    username: str
+    password: Secret
+    app: str
+    request_timeout: float = 5.0
+    connect_timeout: float = 3.0
+    # Below http.conf's sessionlimit (the event WebSocket takes one more session).
+    max_connections: int = 50
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+@dataclass(frozen=True, slots=True)
+class RedisConfig:
+    url: str
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port or 6379
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True, slots=True)
+class TestbedConfig:
+    """Where and on which loopback ports the local testbed runs (never the standard ones)."""
+
+    __test__ = False
+
+    cache_dir: Path
+    state_dir: Path
+    sip_port: int = 15060
+    rtp_start: int = 31000
+    rtp_end: int = 31999
+    sipp_answer_port: int = 15071
+    sipp_busy_port: int = 15072
+    sipp_ring_port: int = 15073
+    sipp_reject_port: int = 15074
+    sipp_agents_port: int = 15080
+    debian_suite: str = "sid"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    ari: AriConfig
+    redis: RedisConfig
+    server: ServerConfig
+    testbed: TestbedConfig
+    source: str = "<defaults>"
+
+
+_APP_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_ARI_USER = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class _Reader:
+    """Reads typed values from a YAML mapping, naming file and key in every error."""
+
+    def __init__(self, source: str, data: Mapping[str, Any]) -> None:
+        self.source = source
+        self.data = data
+
+    def section(self, name: str, known: set[str]) -> Mapping[str, Any]:
+        value = self.data.get(name, {})
+        if value is None:
+            value = {}
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{self.source}: '{name}' must be a mapping")
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ConfigError(
+                f"{self.source}: unknown key '{name}.{unknown[0]}' (known: {', '.join(sorted(known))})"
+            )
+        return value
+
+    def text(self, sect: str, values: Mapping[str, Any], key: str, default: str) -> str:
+        value = values.get(key, default)
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{self.source}: '{sect}.{key}' must be a non-empty string")
+        return value
+
+    def number(self, sect: str, values: Mapping[str, Any], key: str, default: float) -> float:
+        value = values.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(f"{self.source}: '{sect}.{key}' must be a positive number")
+        return float(value)
+
+    def port(self, sect: str, values: Mapping[str, Any], key: str, default: int) -> int:
+        value = values.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+            raise ConfigError(f"{self.source}: '{sect}.{key}' must be a port number 1-65535")
+        return value
+
+
+def _check_url(source: str, key: str, url: str, schemes: tuple[str, ...]) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ConfigError(
+            f"{source}: '{key}' must be a URL like {schemes[0]}://127.0.0.1:PORT, got {url!r}"
+        )
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise ConfigError(f"{source}: '{key}' has a bad port: {url!r}") from exc
+    return url.rstrip("/")
+
+
+def load_config(
+    path: Path | None = None, env: Mapping[str, str] | None = None
+) -> Config:
+    """Load and validate the configuration. `env` defaults to the process environment."""
+    env = os.environ if env is None else env
+    if path is None:
+        path = Path(env.get("DIALER_CONFIG", str(DEFAULT_CONFIG_FILE)))
+    source = str(path)
+    data: Any = {}
+    if path.exists():
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+            raise ConfigError(f"{source}{where}: not valid YAML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
+    elif "DIALER_CONFIG" in env:
+        raise ConfigError(f"{source}: config file not found (DIALER_CONFIG)")
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: the top level must be a mapping")
+    unknown = sorted(set(data) - {"ari", "redis", "server", "testbed"})
+    if unknown:
+        raise ConfigError(f"{source}: unknown section '{unknown[0]}'")
+    r = _Reader(source, data)
+
+    ari_s = r.section(
+        "ari",
+        {"url", "username", "password", "app", "request_timeout", "connect_timeout",
+         "max_connections"},
+    )
+    ari_url = env.get("DIALER_ARI_URL") or r.text("ari", ari_s, "url", "http://127.0.0.1:8088")
+    username = env.get("DIALER_ARI_USERNAME") or r.text("ari", ari_s, "username", "dialer")
+    password = env.get("DIALER_ARI_PASSWORD") or ari_s.get("password")
+    if not isinstance(password, str) or not password:
+        raise ConfigError(
+            f"{source}: 'ari.password' is not set (set it in the file or in DIALER_ARI_PASSWORD)"
+        )
+    app = env.get("DIALER_ARI_APP") or r.text("ari", ari_s, "app", "dialer")
+    if not _APP_NAME.match(app):
+        raise ConfigError(f"{source}: 'ari.app' must match {_APP_NAME.pattern}, got {app!r}")
+    if not _ARI_USER.match(username):
+        raise ConfigError(f"{source}: 'ari.username' must match {_ARI_USER.pattern}")
+    max_conn = int(r.number("ari", ari_s, "max_connections", 50))
+    if max_conn >= 200:
+        raise ConfigError(f"{source}: 'ari.max_connections' must stay below http.conf sessionlimit (200)")
+    ari = AriConfig(
+        url=_check_url(source, "ari.url", ari_url, ("http", "https")),
+        username=username,
+        password=Secret(password),
+        app=app,
+        request_timeout=r.number("ari", ari_s, "request_timeout", 5.0),
+        connect_timeout=r.number("ari", ari_s, "connect_timeout", 3.0),
+        max_connections=max_conn,
+    )
+
+    redis_s = r.section("redis", {"url"})
+    redis_url = env.get("DIALER_REDIS_URL") or r.text("redis", redis_s, "url", "redis://127.0.0.1:6379/0")
+    redis = RedisConfig(url=_check_url(source, "redis.url", redis_url, ("redis", "rediss", "unix")))
+
+    server_s = r.section("server", {"host", "port"})
+    server = ServerConfig(
+        host=r.text("server", server_s, "host", "127.0.0.1"),
+        port=r.port("server", server_s, "port", 8080),
+    )
+
+    tb_s = r.section(
+        "testbed",
+        {"cache_dir", "state_dir", "sip_port", "rtp_start", "rtp_end", "sipp_answer_port",
+         "sipp_busy_port", "sipp_ring_port", "sipp_reject_port", "sipp_agents_port",
+         "debian_suite"},
+    )
+    home_cache = Path(env.get("XDG_CACHE_HOME", str(Path.home() / ".cache")))
+    cache_dir = Path(env.get("DIALER_CACHE_DIR") or tb_s.get("cache_dir") or home_cache / "dialer")
+    state_dir = Path(env.get("DIALER_STATE_DIR") or tb_s.get("state_dir") or cache_dir / "state")
+    ports = {
+        key: r.port("testbed", tb_s, key, default)
+        for key, default in (
+            ("sip_port", 15060), ("rtp_start", 31000), ("rtp_end", 31999),
+            ("sipp_answer_port", 15071), ("sipp_busy_port", 15072), ("sipp_ring_port", 15073),
+            ("sipp_reject_port", 15074), ("sipp_agents_port", 15080),
+        )
+    }
+    if ports["rtp_start"] >= ports["rtp_end"]:
+        raise ConfigError(f"{source}: 'testbed.rtp_start' must be below 'testbed.rtp_end'")
+    testbed = TestbedConfig(
+        cache_dir=cache_dir.expanduser(),
+        state_dir=state_dir.expanduser(),
+        debian_suite=r.text("testbed", tb_s, "debian_suite", "sid"),
+        **ports,
+    )
+    return Config(ari=ari, redis=redis, server=server, testbed=testbed, source=source)
