@@ -269,7 +269,9 @@ class Testbed:
                            "-f", "3600", "-trace_err",
                            "-error_file", str(self.state / f"sipp-{peer.name}-errors.log")],
                           step)
-            if not wait_until(lambda: port_in_use(port, socket.SOCK_DGRAM) or managed.exited(), 20):
+            opened = wait_until(
+                lambda p=port, m=managed: port_in_use(p, socket.SOCK_DGRAM) or m.exited(), 20)
+            if not opened:
                 raise TestbedError(step, "sipp did not open its port", managed.log_tail())
             if managed.exited():
                 raise TestbedError(step, "sipp exited", managed.log_tail())

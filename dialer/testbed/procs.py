@@ -7,6 +7,7 @@ that merely reused the PID.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -100,10 +101,8 @@ class Managed:
 
 def _reap(pid: int) -> None:
     """Reap our own child (when the testbed was started by this very process)."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def tail(path: Path, lines: int = 25) -> str:

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+
+import pytest
+
+from dialer.ari import Ari, AriItem, Channel, ChannelDestroyed, StasisStart
+from dialer.ari.outcome import ChannelOutcome
+from dialer.config import Config
+from dialer.testbed import Testbed
+
+DEADLINE = 20.0  # generous: a loaded 2-core CI machine
+_ids = itertools.count()
+
+
+def new_id(prefix: str = "t") -> str:
+    return f"test-{prefix}-{os.getpid()}-{next(_ids)}"
+
+
+@pytest.fixture
+async def ari(testbed: Testbed, config: Config) -> AsyncIterator[Ari]:
+    cfg = replace(config.ari, app="dialer-test")
+    async with Ari(cfg) as conn:
+        yield conn
+        await cleanup(conn)
+
+
+async def cleanup(conn: Ari) -> None:
+    """Hang up every channel and destroy every bridge this test created."""
+    for bridge in await conn.rest.list_bridges():
+        if bridge.id.startswith("test-"):
+            await conn.rest.destroy_bridge(bridge.id)
+    for channel in await conn.rest.list_channels():
+        if channel.id.startswith("test-"):
+            await conn.rest.hangup(channel.id)
+
+
+class Watch:
+    """Collects every item about one channel id; `ended` resolves on ChannelDestroyed."""
+
+    def __init__(self, conn: Ari, channel_id: str) -> None:
+        self.channel_id = channel_id
+        self.tracker = ChannelOutcome(channel_id)
+        self.items: list[AriItem] = []
+        self.answered: asyncio.Future[StasisStart] = asyncio.get_running_loop().create_future()
+        self.ended: asyncio.Future[ChannelDestroyed] = asyncio.get_running_loop().create_future()
+        self._stop = conn.listen(self._on)
+
+    def _on(self, item: AriItem) -> None:
+        self.items.append(item)
+        self.tracker.feed(item)
+        if isinstance(item, StasisStart) and item.channel.id == self.channel_id \
+                and not self.answered.done():
+            self.answered.set_result(item)
+        if isinstance(item, ChannelDestroyed) and item.channel.id == self.channel_id \
+                and not self.ended.done():
+            self.ended.set_result(item)
+
+    def close(self) -> None:
+        self._stop()
+
+
+async def wait(fut: asyncio.Future[object] | asyncio.Future[AriItem], what: str) -> AriItem:
+    try:
+        return await asyncio.wait_for(asyncio.shield(fut), DEADLINE)  # type: ignore[return-value]
+    except TimeoutError:
+        raise AssertionError(f"timed out after {DEADLINE} s waiting for {what}") from None
+
+
+def for_channel(kind: type, channel_id: str) -> Callable[[AriItem], bool]:
+    def match(item: AriItem) -> bool:
+        channel = getattr(item, "channel", None)
+        return isinstance(item, kind) and isinstance(channel, Channel) and channel.id == channel_id
+    return match
