@@ -33,10 +33,27 @@ def cmd_testbed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from dialer.server import serve_forever
+
+    return asyncio.run(serve_forever(_config(args)))
+
+
+def cmd_asterisk_conf(args: argparse.Namespace) -> int:
+    from dialer.testbed.render import CONF_SRC, conf_values, render_dir
+
+    out = Path(args.out).resolve()
+    src = Path(args.src) if args.src else CONF_SRC
+    written = render_dir(src, out, conf_values(_config(args), str(out)), testbed=args.testbed)
+    print(f"rendered {len(written)} files from {src} into {out}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from dialer.demo import run_demo
 
-    return asyncio.run(run_demo(_config(args), keep=args.keep))
+    code: int = asyncio.run(run_demo(_config(args), keep=args.keep))
+    return code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +68,21 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Provision and run the local testbed (needs root).")
     tb.add_argument("action", choices=["up", "down", "status"])
     tb.set_defaults(func=cmd_testbed)
+
+    serve = sub.add_parser("serve", help="run the dialer server",
+                           description="Connect to Asterisk (ARI) and Redis and serve the HTTP "
+                                       "API until SIGINT/SIGTERM.")
+    serve.set_defaults(func=cmd_serve)
+
+    conf = sub.add_parser("asterisk-conf", help="render asterisk_conf/ for an Asterisk server",
+                          description="Render the Asterisk configuration with this dialer's "
+                                      "settings (ARI user, app name, SIP and RTP ports).")
+    conf.add_argument("action", choices=["render"])
+    conf.add_argument("--out", required=True, help="directory Asterisk reads (astetcdir)")
+    conf.add_argument("--src", help="asterisk_conf directory (default: the project's)")
+    conf.add_argument("--testbed", action="store_true",
+                      help="include the test-only parts (simulated customers, sipp peers)")
+    conf.set_defaults(func=cmd_asterisk_conf)
 
     demo = sub.add_parser("demo", help="run the demo against the local testbed",
                           description="Start the testbed, call a simulated customer, bridge "

@@ -11,6 +11,7 @@ Environment variables override the file (handy for containers and CI secrets):
     DIALER_ARI_PASSWORD    ARI password
     DIALER_ARI_APP         Stasis application name (one per dialer process)
     DIALER_REDIS_URL       e.g. redis://127.0.0.1:6379/0
+    DIALER_SIP_BIND        address Asterisk's SIP transport binds (rendered into pjsip.conf)
     DIALER_CACHE_DIR       where the testbed keeps its Asterisk root
     DIALER_STATE_DIR       where the testbed keeps pid files, logs and Redis data
 """
@@ -82,16 +83,24 @@ class ServerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AsteriskConfig:
+    """What the dialer renders into asterisk_conf (besides the ARI settings)."""
+
+    sip_bind: str = "127.0.0.1"
+    sip_port: int = 5060
+    rtp_start: int = 10000
+    rtp_end: int = 20000
+
+
+@dataclass(frozen=True, slots=True)
 class TestbedConfig:
-    """Where and on which loopback ports the local testbed runs (never the standard ones)."""
+    """Where the local testbed keeps its files and on which loopback ports its sipp peers
+    listen (never the standard ones)."""
 
     __test__ = False
 
     cache_dir: Path
     state_dir: Path
-    sip_port: int = 15060
-    rtp_start: int = 31000
-    rtp_end: int = 31999
     sipp_answer_port: int = 15071
     sipp_busy_port: int = 15072
     sipp_ring_port: int = 15073
@@ -105,6 +114,7 @@ class Config:
     ari: AriConfig
     redis: RedisConfig
     server: ServerConfig
+    asterisk: AsteriskConfig
     testbed: TestbedConfig
     source: str = "<defaults>"
 
@@ -187,7 +197,7 @@ def load_config(
         raise ConfigError(f"{source}: config file not found (DIALER_CONFIG)")
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: the top level must be a mapping")
-    unknown = sorted(set(data) - {"ari", "redis", "server", "testbed"})
+    unknown = sorted(set(data) - {"ari", "redis", "server", "asterisk", "testbed"})
     if unknown:
         raise ConfigError(f"{source}: unknown section '{unknown[0]}'")
     r = _Reader(source, data)
@@ -232,11 +242,20 @@ def load_config(
         port=r.port("server", server_s, "port", 8080),
     )
 
+    ast_s = r.section("asterisk", {"sip_bind", "sip_port", "rtp_start", "rtp_end"})
+    asterisk = AsteriskConfig(
+        sip_bind=env.get("DIALER_SIP_BIND") or r.text("asterisk", ast_s, "sip_bind", "127.0.0.1"),
+        sip_port=r.port("asterisk", ast_s, "sip_port", 5060),
+        rtp_start=r.port("asterisk", ast_s, "rtp_start", 10000),
+        rtp_end=r.port("asterisk", ast_s, "rtp_end", 20000),
+    )
+    if asterisk.rtp_start >= asterisk.rtp_end:
+        raise ConfigError(f"{source}: 'asterisk.rtp_start' must be below 'asterisk.rtp_end'")
+
     tb_s = r.section(
         "testbed",
-        {"cache_dir", "state_dir", "sip_port", "rtp_start", "rtp_end", "sipp_answer_port",
-         "sipp_busy_port", "sipp_ring_port", "sipp_reject_port", "sipp_agents_port",
-         "debian_suite"},
+        {"cache_dir", "state_dir", "sipp_answer_port", "sipp_busy_port", "sipp_ring_port",
+         "sipp_reject_port", "sipp_agents_port", "debian_suite"},
     )
     home_cache = Path(env.get("XDG_CACHE_HOME", str(Path.home() / ".cache")))
     cache_dir = Path(env.get("DIALER_CACHE_DIR") or tb_s.get("cache_dir") or home_cache / "dialer")
@@ -244,17 +263,15 @@ def load_config(
     ports = {
         key: r.port("testbed", tb_s, key, default)
         for key, default in (
-            ("sip_port", 15060), ("rtp_start", 31000), ("rtp_end", 31999),
             ("sipp_answer_port", 15071), ("sipp_busy_port", 15072), ("sipp_ring_port", 15073),
             ("sipp_reject_port", 15074), ("sipp_agents_port", 15080),
         )
     }
-    if ports["rtp_start"] >= ports["rtp_end"]:
-        raise ConfigError(f"{source}: 'testbed.rtp_start' must be below 'testbed.rtp_end'")
     testbed = TestbedConfig(
         cache_dir=cache_dir.expanduser(),
         state_dir=state_dir.expanduser(),
         debian_suite=r.text("testbed", tb_s, "debian_suite", "sid"),
         **ports,
     )
-    return Config(ari=ari, redis=redis, server=server, testbed=testbed, source=source)
+    return Config(ari=ari, redis=redis, server=server, asterisk=asterisk, testbed=testbed,
+                  source=source)

@@ -18,6 +18,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from dialer.ari.client import AriClient
 from dialer.ari.models import Bridge, Channel
@@ -41,6 +42,7 @@ class StreamReady:
 AriItem = StreamItem | StreamReady
 Listener = Callable[[AriItem], None]
 Predicate = Callable[[AriItem], bool]
+_Item = TypeVar("_Item")
 
 
 class Ari:
@@ -116,10 +118,16 @@ class Ari:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
-    def expect(self, predicate: Predicate) -> asyncio.Future[AriItem]:
-        """A future for the first later item matching `predicate`. Register before acting."""
-        fut: asyncio.Future[AriItem] = asyncio.get_running_loop().create_future()
-        self._waiters.append((predicate, fut))
+    def expect(
+        self, kind: type[_Item], where: Callable[[_Item], bool] | None = None
+    ) -> asyncio.Future[_Item]:
+        """A future for the first later item of `kind` matching `where`. Register before acting."""
+        fut: asyncio.Future[_Item] = asyncio.get_running_loop().create_future()
+
+        def predicate(item: AriItem) -> bool:
+            return isinstance(item, kind) and (where is None or where(item))
+
+        self._waiters.append((predicate, fut))  # type: ignore[arg-type]  # narrowed by predicate
         return fut
 
     def _deliver(self, item: AriItem) -> None:

@@ -26,12 +26,11 @@ from pathlib import Path
 from dialer.config import Config
 from dialer.errors import ConfigError, TestbedError
 from dialer.testbed.procs import Managed, port_in_use, tail, wait_until
-from dialer.testbed.render import conf_values, render_dir
+from dialer.testbed.render import CONF_SRC, conf_values, render_dir
 
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CONF_SRC = REPO_ROOT / "asterisk_conf"
 SIPP_DIR = Path(__file__).resolve().parent / "sipp"
 ETC_IN_ROOT = "/etc/dialer-asterisk"
 ROOT_MARKER = ".dialer-testbed-root"
@@ -237,7 +236,8 @@ class Testbed:
             return
         self._check_port(step, self.config.ari.port, socket.SOCK_STREAM, "Asterisk HTTP/ARI",
                          self.asterisk)
-        self._check_port(step, self.tb.sip_port, socket.SOCK_DGRAM, "Asterisk SIP", self.asterisk)
+        self._check_port(step, self.config.asterisk.sip_port, socket.SOCK_DGRAM, "Asterisk SIP",
+                         self.asterisk)
         messages = self.root / "var/log/asterisk/messages.log"
         messages.unlink(missing_ok=True)
         (self.root / "run/asterisk/asterisk.ctl").unlink(missing_ok=True)
@@ -246,7 +246,8 @@ class Testbed:
         script = ('mount -t proc proc "$0/proc" && exec chroot "$0" /usr/sbin/asterisk '
                   f'-C {ETC_IN_ROOT}/asterisk.conf -f -n')
         self.asterisk.start(["unshare", "--mount", "--propagation", "private", "--",
-                             "sh", "-c", script, str(self.root)], step, runs=str(self.root / "usr/sbin/asterisk"))
+                             "sh", "-c", script, str(self.root)],
+                            step, runs=str(self.root / "usr/sbin/asterisk"))
         ctl = self.root / "run/asterisk/asterisk.ctl"
         wait_until(lambda: ctl.exists() or self.asterisk.exited(), 60)
         booted = self.asterisk_cli("core waitfullybooted", timeout=90)
@@ -263,7 +264,7 @@ class Testbed:
             port = int(getattr(self.tb, peer.port_key))
             step = f"start sipp peer '{peer.name}'"
             self._check_port(step, port, socket.SOCK_DGRAM, f"sipp {peer.name}", managed)
-            media_port = self.tb.rtp_end + 100 + 10 * index
+            media_port = self.config.asterisk.rtp_end + 100 + 10 * index
             managed.start([sipp, "-sf", str(SIPP_DIR / peer.scenario), "-i", "127.0.0.1",
                            "-p", str(port), "-mp", str(media_port), "-nostdin",
                            "-f", "3600", "-trace_err",

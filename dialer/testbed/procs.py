@@ -7,7 +7,6 @@ that merely reused the PID.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import shutil
@@ -58,19 +57,22 @@ class Managed:
     def start(self, argv: list[str], step: str, runs: str | None = None) -> int:
         """Start `argv`; `runs` is the executable it finally execs into (default argv[0])."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        with self.log_file.open("ab") as log:
-            try:
-                proc = subprocess.Popen(
-                    argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True, close_fds=True,
-                )
-            except OSError as exc:
-                raise TestbedError(step, f"cannot run {argv[0]}: {exc.strerror}") from None
-        chain = [argv[0], "sh", "chroot", runs] if runs else [argv[0]]
+        # Detach through a short-lived sh: the program is re-parented to init, so it outlives
+        # this process (testbed up and down may run in different processes) and is never a
+        # child we would have to reap. `$!` is its PID: a background simple command is exec'd.
+        launcher = '"$@" </dev/null >>"$0" 2>&1 & echo $!'
+        try:
+            out = subprocess.run(["sh", "-c", launcher, str(self.log_file), *argv],
+                                 capture_output=True, text=True, start_new_session=True,
+                                 check=True, timeout=30)
+            pid = int(out.stdout.strip())
+        except (OSError, subprocess.SubprocessError, ValueError) as exc:
+            raise TestbedError(step, f"cannot run {argv[0]}: {exc}") from None
+        chain = [argv[0], "sh", "chroot", runs] if runs else [argv[0], "sh"]
         exes = [os.path.realpath(shutil.which(p) or p) for p in chain if p]
         (self.state_dir / f"{self.name}.cmd").write_text("\0".join(exes))
-        self.pid_file.write_text(str(proc.pid))
-        return proc.pid
+        self.pid_file.write_text(str(pid))
+        return pid
 
     def exited(self) -> bool:
         return self.pid() is None
@@ -83,26 +85,18 @@ class Managed:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            _reap(pid)
             if self.pid() is None:
                 break
             time.sleep(0.05)
         else:
             os.kill(pid, signal.SIGKILL)
             while self.pid() is not None:
-                _reap(pid)
                 time.sleep(0.05)
         self.pid_file.unlink(missing_ok=True)
         return True
 
     def log_tail(self, lines: int = 25) -> str:
         return tail(self.log_file, lines)
-
-
-def _reap(pid: int) -> None:
-    """Reap our own child (when the testbed was started by this very process)."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
 
 
 def tail(path: Path, lines: int = 25) -> str:

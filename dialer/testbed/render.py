@@ -18,6 +18,7 @@ from pathlib import Path
 from dialer.config import Config
 from dialer.errors import ConfigError
 
+CONF_SRC = Path(__file__).resolve().parents[2] / "asterisk_conf"
 PLACEHOLDER = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\s*\}\}")
 TESTBED_SUBDIR = "testbed"
 
@@ -25,6 +26,7 @@ TESTBED_SUBDIR = "testbed"
 def conf_values(config: Config, etc_dir: str) -> dict[str, str]:
     """The placeholder values, all taken from the dialer's config."""
     tb = config.testbed
+    ast = config.asterisk
     return {
         "etc_dir": etc_dir,
         "http_bind": config.ari.host,
@@ -32,10 +34,10 @@ def conf_values(config: Config, etc_dir: str) -> dict[str, str]:
         "ari_username": config.ari.username,
         "ari_password": config.ari.password.value,
         "ari_app": config.ari.app,
-        "sip_bind": "127.0.0.1",
-        "sip_port": str(tb.sip_port),
-        "rtp_start": str(tb.rtp_start),
-        "rtp_end": str(tb.rtp_end),
+        "sip_bind": ast.sip_bind,
+        "sip_port": str(ast.sip_port),
+        "rtp_start": str(ast.rtp_start),
+        "rtp_end": str(ast.rtp_end),
         "sipp_answer_port": str(tb.sipp_answer_port),
         "sipp_busy_port": str(tb.sipp_busy_port),
         "sipp_ring_port": str(tb.sipp_ring_port),

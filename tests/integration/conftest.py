@@ -3,16 +3,18 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import replace
+from typing import TypeVar
 
 import pytest
 
-from dialer.ari import Ari, AriItem, Channel, ChannelDestroyed, StasisStart
+from dialer.ari import Ari, AriItem, ChannelDestroyed, StasisStart
 from dialer.ari.outcome import ChannelOutcome
 from dialer.config import Config
 from dialer.testbed import Testbed
 
+T = TypeVar("T")
 DEADLINE = 20.0  # generous: a loaded 2-core CI machine
 _ids = itertools.count()
 
@@ -64,15 +66,8 @@ class Watch:
         self._stop()
 
 
-async def wait(fut: asyncio.Future[object] | asyncio.Future[AriItem], what: str) -> AriItem:
+async def wait(fut: asyncio.Future[T], what: str) -> T:
     try:
-        return await asyncio.wait_for(asyncio.shield(fut), DEADLINE)  # type: ignore[return-value]
+        return await asyncio.wait_for(asyncio.shield(fut), DEADLINE)
     except TimeoutError:
         raise AssertionError(f"timed out after {DEADLINE} s waiting for {what}") from None
-
-
-def for_channel(kind: type, channel_id: str) -> Callable[[AriItem], bool]:
-    def match(item: AriItem) -> bool:
-        channel = getattr(item, "channel", None)
-        return isinstance(item, kind) and isinstance(channel, Channel) and channel.id == channel_id
-    return match

@@ -1,0 +1,124 @@
+"""The dialer server process: ARI connection, Redis, and the HTTP endpoints.
+
+It owns its resources and starts them in order (Redis, then ARI, then HTTP), failing with one
+clear `DialerError` naming what could not be reached. Later features (campaigns, agents, IVR)
+attach to the running server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from redis.exceptions import AuthenticationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from dialer.ari import Ari
+from dialer.config import Config
+from dialer.errors import DialerError
+from dialer.metrics import METRICS
+
+log = logging.getLogger(__name__)
+
+
+class RedisUnavailable(DialerError):
+    """Redis could not be reached or refused us."""
+
+
+async def connect_redis(url: str) -> aioredis.Redis:
+    client: aioredis.Redis = aioredis.from_url(
+        url, decode_responses=True, socket_connect_timeout=3, socket_timeout=5
+    )
+    try:
+        await client.ping()
+    except (RedisConnectionError, RedisTimeoutError, AuthenticationError, OSError) as exc:
+        await client.aclose()
+        raise RedisUnavailable(f"cannot reach Redis at {url}: {exc}") from None
+    return client
+
+
+class Server:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.ari = Ari(config.ari)
+        self.redis: aioredis.Redis | None = None
+        self._runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> Server:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        self.redis = await connect_redis(self.config.redis.url)
+        await self.ari.start()
+        app = web.Application()
+        app.router.add_get("/health", self._health)
+        app.router.add_get("/ready", self._ready)
+        app.router.add_get("/metrics", self._metrics)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.server.host, self.config.server.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise DialerError(
+                f"cannot listen on {self.config.server.host}:{self.config.server.port}: "
+                f"{exc.strerror} (server.port in the config)"
+            ) from None
+        log.info("dialer server listening on %s:%s", self.config.server.host,
+                 self.config.server.port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.ari.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+            self.redis = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.server.host}:{self.config.server.port}"
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def _ready(self, request: web.Request) -> web.Response:
+        checks: dict[str, Any] = {"ari_events": self.ari.ready}
+        try:
+            checks["redis"] = bool(self.redis is not None and await self.redis.ping())
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            checks["redis"] = False
+        ok = all(checks.values())
+        return web.json_response({"ready": ok, "checks": checks}, status=200 if ok else 503)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        METRICS.ari_stream_up.set(1 if self.ari.ready else 0)
+        body, content_type = METRICS.render()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+async def serve_forever(config: Config) -> int:
+    """Run the server until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with Server(config) as server:
+        print(f"dialer: serving on {server.url} (ARI app '{config.ari.app}')", flush=True)
+        await stop.wait()
+    print("dialer: stopped", flush=True)
+    return 0
