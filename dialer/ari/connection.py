@@ -72,6 +72,7 @@ class Ari:
         loop = asyncio.get_running_loop()
         self._first_ready = loop.create_future()
         self._stream_task = asyncio.create_task(self.stream.run(), name="ari-stream")
+        self._stream_task.add_done_callback(self._stream_ended)
         self._dispatch_task = asyncio.create_task(self._dispatch(), name="ari-dispatch")
         if deadline is None:
             deadline = self.config.connect_timeout * 3
@@ -79,13 +80,17 @@ class Ari:
             {self._first_ready, self._stream_task}, timeout=deadline,
             return_when=asyncio.FIRST_COMPLETED,
         )
-        if self._first_ready in done and self._first_ready.exception() is None:
+        first_ready, stream_task = self._first_ready, self._stream_task
+        if first_ready in done and first_ready.exception() is None:
             return
         await self.close()
-        if self._stream_task in done and self._stream_task.exception() is not None:
-            raise self._stream_task.exception()  # type: ignore[misc]  # AriAuthError
-        if self._first_ready.done() and self._first_ready.exception() is not None:
-            raise self._first_ready.exception()  # type: ignore[misc]
+        failure = None
+        if stream_task in done:
+            failure = stream_task.exception()  # e.g. AriAuthError: fatal, not retried
+        elif first_ready.done() and not first_ready.cancelled():
+            failure = first_ready.exception()
+        if failure is not None:
+            raise failure
         # The socket never opened: say why in terms of the REST side, which reports clearly.
         await self.rest.start()
         try:
@@ -94,6 +99,11 @@ class Ari:
             await self.rest.close()
         raise AriUnavailable(f"ARI event WebSocket at {self.config.url} did not connect "
                              f"within {deadline:g} s")
+
+    def _stream_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._ready = False
+            log.error("ARI event stream stopped for good: %s", task.exception())
 
     async def close(self) -> None:
         for task in (self._stream_task, self._dispatch_task):

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Prepare a fresh Debian machine (as root) or a developer checkout: Python venv with the project
+# and its dev tools. The testbed (Asterisk root, redis-server, sipp) is provisioned on demand by
+# `dialer testbed up`, which the demo and the test suite call.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+if ! command -v "$PY" >/dev/null 2>&1; then
+  echo "bootstrap: installing python3 (apt)"
+  apt-get -o Acquire::Check-Valid-Until=false update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null
+fi
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "bootstrap: Python >= 3.11 is required (found $("$PY" --version 2>&1))" >&2
+  exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+  if ! "$PY" -m venv .venv 2>/dev/null; then
+    echo "bootstrap: installing python3-venv (apt)"
+    rm -rf .venv
+    apt-get -o Acquire::Check-Valid-Until=false update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    "$PY" -m venv .venv
+  fi
+fi
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+  echo "bootstrap: installing the project and its dev tools into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[dev]'
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi

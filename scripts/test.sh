@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Every test: static checks (ruff, mypy --strict), then pytest, unit and integration. The
+# integration tests start the real testbed (Asterisk 22, Redis, sipp), provisioning it on first
+# use, and stop what they started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+echo "== ruff"
+.venv/bin/ruff check .
+echo "== mypy --strict"
+.venv/bin/mypy
+echo "== pytest"
+exec .venv/bin/python -m pytest "$@"
