@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -18,10 +20,13 @@ from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from dialer.api import MAX_BODY, Api, errors_middleware
 from dialer.ari import Ari
 from dialer.config import Config
 from dialer.errors import DialerError
 from dialer.metrics import METRICS
+from dialer.runner import Dialer
+from dialer.store.redis_store import RedisStore
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +48,13 @@ async def connect_redis(url: str) -> aioredis.Redis:
 
 
 class Server:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
         self.config = config
+        self.clock = clock
         self.ari = Ari(config.ari)
         self.redis: aioredis.Redis | None = None
+        self.store: RedisStore | None = None
+        self.dialer: Dialer | None = None
         self._runner: web.AppRunner | None = None
 
     async def __aenter__(self) -> Server:
@@ -62,8 +70,14 @@ class Server:
 
     async def start(self) -> None:
         self.redis = await connect_redis(self.config.redis.url)
+        self.store = RedisStore(self.redis)
         await self.ari.start()
-        app = web.Application()
+        self.dialer = Dialer(self.ari, self.store, self.clock)
+        resumed = await self.dialer.resume_all()
+        if resumed:
+            log.warning("resumed campaigns after a restart: %s", ", ".join(resumed))
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[errors_middleware])
+        Api(self.store, self.dialer, self.clock).routes(app)
         app.router.add_get("/health", self._health)
         app.router.add_get("/ready", self._ready)
         app.router.add_get("/metrics", self._metrics)
@@ -84,6 +98,9 @@ class Server:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.dialer is not None:
+            await self.dialer.close()
+            self.dialer = None
         await self.ari.close()
         if self.redis is not None:
             await self.redis.aclose()

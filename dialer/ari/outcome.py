@@ -37,6 +37,12 @@ Q850: dict[int, DialOutcome] = {
 }
 _PRECISE_CAUSES = {1, 3, 21, 22, 28}
 
+# When Asterisk destroys the originated channel with cause 0 (a Local channel whose far half
+# carried the real cause, or a BYE without a Reason header), the cause implied by the final
+# dial status is recorded instead.
+DIALSTATUS_CAUSE: dict[str, int] = {"BUSY": 17, "NOANSWER": 19, "CONGESTION": 34,
+                                    "CHANUNAVAIL": 20}
+
 
 def classify(answered: bool, dialstatus: str | None, cause: int | None) -> DialOutcome:
     """The outcome of one originated channel from what ARI told us about it."""
@@ -76,6 +82,8 @@ class ChannelOutcome:
                 if status == "ANSWER":
                     self.answered = True
             case ChannelDestroyed(channel=ch, cause=cause, cause_txt=txt) if ch.id == self.channel_id:
+                if cause == 0 and self.dialstatus in DIALSTATUS_CAUSE:
+                    cause = DIALSTATUS_CAUSE[self.dialstatus]
                 self.cause, self.cause_txt, self.ended = cause, txt, True
         return self.ended
 

@@ -1,0 +1,670 @@
+"""One campaign's decisions: which calls to place, what to do when they answer, which agent
+takes them, and what each attempt's record and lead become. Pure: `handle(event)` returns a
+list of commands; time comes in on the events; call ids come from an injected factory.
+
+Theory of operation
+-------------------
+*Pacing.* On every `Tick` the pacer (dialer.core.pacing) looks at a snapshot (ready and busy
+agents, calls ringing and waiting, the abandon budget, free channels) and says how many calls
+to place; a token bucket holds the trunk's calls-per-second. The engine asks the runtime to
+`ClaimLeads`; the store hands out leads atomically and they come back as `LeadsClaimed`. A
+claimed lead outside its calling window or on a DNC list is released (rescheduled or marked),
+never dialed.
+
+*A call* goes DIALING -> (answer) -> [AMD] -> WAITING -> CONNECTING -> TALKING -> ended, or
+WAITING -> SAFE_HARBOR (not connected within `connect_limit` of the end of the greeting: the
+call is abandoned, the safe-harbor message plays, its opt-out key adds the number to DNC), or
+AMD -> MESSAGE / hang-up for machines, or it ends unanswered with a classified outcome.
+With AMD off, the greeting is taken to end at answer. The 2-second clock is a `StartTimer`
+command; its `TimerFired` event abandons the call if it is still waiting.
+
+*Agents* follow dialer.core.agent. A human who answers is connected to the READY agent who has
+waited longest; an agent who becomes READY takes the call that has waited longest.
+
+*Records.* Every attempt is saved when placed and when anything changes (`SaveAttempt`), and
+its lead is updated by the retry rules when it ends (`SaveLead`). Counts of live humans and
+abandoned calls feed the pacer's abandon budget.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from dialer.core.agent import Agent, AgentAction, AgentState, AgentTransitionError
+from dialer.core.model import AmdMode, Attempt, AttemptResult, CampaignSpec, DialMode, Lead, LeadState
+from dialer.core.outcome import DialOutcome
+from dialer.core.pacing import Pacer, PacingSnapshot, RateLimiter, make_pacer
+from dialer.core.retry import after_attempt, dialable
+from dialer.core.window import next_window_open
+
+log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------------------------ events
+@dataclass(frozen=True, slots=True)
+class Tick:
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class LeadsClaimed:
+    now: float
+    requested: int
+    leads: tuple[tuple[Lead, bool, str], ...]  # (lead, on a DNC list, call id to use)
+
+
+@dataclass(frozen=True, slots=True)
+class LeadsAvailable:
+    now: float
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class AbandonStats:
+    now: float
+    abandoned: int
+    humans: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnswered:
+    now: float
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AmdDone:
+    now: float
+    call_id: str
+    status: str  # HUMAN, MACHINE, NOTSURE, HANGUP
+    cause: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CallBridged:
+    now: float
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    now: float
+    call_id: str
+    outcome: DialOutcome
+    cause: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DigitPressed:
+    now: float
+    call_id: str
+    digit: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackDone:
+    now: float
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    now: float
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLogin:
+    now: float
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPhoneAnswered:
+    now: float
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPhoneGone:
+    now: float
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPause:
+    now: float
+    agent_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentResume:
+    now: float
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLogout:
+    now: float
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Disposition:
+    now: float
+    agent_id: str
+    disposition: str
+    callback_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetRunning:
+    now: float
+    running: bool
+
+
+Event = (
+    Tick | LeadsClaimed | LeadsAvailable | AbandonStats | CallAnswered | AmdDone | CallBridged
+    | CallEnded | DigitPressed | PlaybackDone | TimerFired | AgentLogin | AgentPhoneAnswered
+    | AgentPhoneGone | AgentPause | AgentResume | AgentLogout | Disposition | SetRunning
+)
+
+
+# ---------------------------------------------------------------------------------- commands
+@dataclass(frozen=True, slots=True)
+class ClaimLeads:
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Originate:
+    call_id: str
+    lead_id: str
+    endpoint: str
+    caller_id: str
+    ring_timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class RunAmd:
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectAgent:
+    call_id: str
+    agent_id: str
+    record: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PlaySafeHarbor:
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveMessage:
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunAgentless:
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StartTimer:
+    key: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTimer:
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class SaveAttempt:
+    attempt: Attempt
+
+
+@dataclass(frozen=True, slots=True)
+class SaveLead:
+    lead: Lead
+
+
+@dataclass(frozen=True, slots=True)
+class AddDnc:
+    number: str
+    campaign_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallAgentPhone:
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class HangupAgentPhone:
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SaveAgent:
+    agent: Agent
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyDisposition:
+    attempt_id: str
+    agent_id: str
+    disposition: str
+    callback_at: float | None
+
+
+Command = (
+    ClaimLeads | Originate | RunAmd | ConnectAgent | PlaySafeHarbor | LeaveMessage | RunAgentless
+    | Hangup | StartTimer | CancelTimer | SaveAttempt | SaveLead | AddDnc | CallAgentPhone
+    | HangupAgentPhone | SaveAgent | ApplyDisposition
+)
+
+
+# ------------------------------------------------------------------------------------- calls
+class CallState(StrEnum):
+    DIALING = "DIALING"
+    AMD = "AMD"
+    WAITING = "WAITING"  # a human on the line, no agent yet: the 2-second clock runs
+    CONNECTING = "CONNECTING"  # an agent is reserved, the bridge add is in progress
+    TALKING = "TALKING"
+    SAFE_HARBOR = "SAFE_HARBOR"
+    MESSAGE = "MESSAGE"  # leaving a message on a machine
+    AGENTLESS = "AGENTLESS"  # an outbound flow runs (agentless mode)
+    HANGING_UP = "HANGING_UP"
+
+
+@dataclass(slots=True)
+class Call:
+    id: str
+    lead: Lead
+    attempt: Attempt
+    state: CallState = CallState.DIALING
+    agent_id: str | None = None
+    human: bool = False
+    result: AttemptResult | None = None  # decided before the channel ends (abandoned, ...)
+
+
+def connect_timer(call_id: str) -> str:
+    return f"connect:{call_id}"
+
+
+def wrap_timer(agent_id: str) -> str:
+    return f"wrap:{agent_id}"
+
+
+@dataclass
+class CampaignEngine:
+    spec: CampaignSpec
+    pacer: Pacer | None = None
+    running: bool = False
+    calls: dict[str, Call] = field(default_factory=dict)
+    agents: dict[str, Agent] = field(default_factory=dict)
+    waiting: list[str] = field(default_factory=list)  # call ids, longest waiting first
+    claims_pending: int = 0
+    leads_available: int = 0
+    abandoned: int = 0  # in the measuring window (loaded from the store, then counted)
+    humans: int = 0
+    limiter: RateLimiter | None = None
+
+    def __post_init__(self) -> None:
+        if self.pacer is None:
+            self.pacer = make_pacer(self.spec.dial_mode, power_ratio=self.spec.power_ratio,
+                                    abandon_target=self.spec.abandon_target)
+        if self.limiter is None:
+            self.limiter = RateLimiter(cps=self.spec.max_cps)
+
+    # ---------------------------------------------------------------------------- queries
+    def ready_agents(self) -> list[Agent]:
+        ready = [a for a in self.agents.values() if a.state is AgentState.READY]
+        return sorted(ready, key=lambda a: (a.since, a.id))
+
+    def snapshot(self, now: float) -> PacingSnapshot:
+        busy = tuple(now - a.since for a in self.agents.values()
+                     if a.state in (AgentState.RESERVED, AgentState.ON_CALL))
+        wrapping = tuple(now - a.since for a in self.agents.values()
+                         if a.state is AgentState.WRAP_UP)
+        ringing = sum(1 for c in self.calls.values() if c.state is CallState.DIALING)
+        ringing += self.claims_pending
+        in_progress = len(self.calls) + self.claims_pending
+        return PacingSnapshot(
+            now=now,
+            ready_agents=len(self.ready_agents()),
+            busy_agents=busy,
+            wrapping_agents=wrapping,
+            calls_ringing=ringing,
+            calls_waiting=len(self.waiting),
+            abandoned_in_window=self.abandoned,
+            humans_in_window=self.humans,
+            leads_available=max(0, self.leads_available - self.claims_pending),
+            channels_free=max(0, self.spec.max_channels - in_progress),
+        )
+
+    @property
+    def abandon_rate(self) -> float:
+        return self.abandoned / self.humans if self.humans else 0.0
+
+    # ----------------------------------------------------------------------------- events
+    def handle(self, event: Event) -> list[Command]:
+        out: list[Command] = []
+        match event:
+            case Tick(now=now):
+                self._pace(now, out)
+            case SetRunning(running=running):
+                self.running = running
+            case LeadsAvailable(count=count):
+                self.leads_available = count
+            case AbandonStats(abandoned=abandoned, humans=humans):
+                self.abandoned, self.humans = abandoned, humans
+            case LeadsClaimed():
+                self._claimed(event, out)
+            case CallAnswered(now=now, call_id=cid):
+                self._answered(cid, now, out)
+            case AmdDone():
+                self._amd_done(event, out)
+            case CallBridged(now=now, call_id=cid):
+                self._bridged(cid, now, out)
+            case CallEnded():
+                self._ended(event, out)
+            case DigitPressed(call_id=cid, digit=digit):
+                call = self.calls.get(cid)
+                if call and call.state is CallState.SAFE_HARBOR \
+                        and digit == self.spec.safe_harbor.optout_key:
+                    out.append(AddDnc(call.lead.phone, self.spec.id))
+                    call.lead = replace(call.lead, state=LeadState.DNC)
+            case PlaybackDone(call_id=cid):
+                call = self.calls.get(cid)
+                if call and call.state in (CallState.SAFE_HARBOR, CallState.MESSAGE):
+                    self._set(call, CallState.HANGING_UP, "PlaybackDone")
+                    out.append(Hangup(cid))
+            case TimerFired(now=now, key=key):
+                self._timer(key, now, out)
+            case AgentLogin(now=now, agent_id=aid):
+                agent = self.agents.get(aid, Agent(aid))
+                self._agent(agent, AgentAction.LOGIN, now, out)
+                out.append(CallAgentPhone(aid))
+            case AgentPhoneAnswered(now=now, agent_id=aid):
+                if aid in self.agents:
+                    self._agent(self.agents[aid], AgentAction.PHONE_UP, now, out)
+                    self._offer_waiting(now, out)
+            case AgentPhoneGone(now=now, agent_id=aid) | AgentLogout(now=now, agent_id=aid):
+                self._logout(aid, now, out)
+            case AgentPause(now=now, agent_id=aid, reason=reason):
+                self._agent(self._known(aid), AgentAction.PAUSE, now, out, reason=reason)
+            case AgentResume(now=now, agent_id=aid):
+                self._agent(self._known(aid), AgentAction.RESUME, now, out)
+                self._offer_waiting(now, out)
+            case Disposition():
+                self._disposition(event, out)
+        return out
+
+    # ----------------------------------------------------------------------------- pacing
+    def _pace(self, now: float, out: list[Command]) -> None:
+        if not self.running or self.spec.dial_mode is DialMode.PREVIEW:
+            return
+        assert self.pacer is not None
+        assert self.limiter is not None
+        snap = self.snapshot(now)
+        wanted = self.pacer.decide(snap)
+        if self.spec.dial_mode is not DialMode.AGENTLESS and snap.ready_agents == 0 \
+                and self.spec.dial_mode in (DialMode.PROGRESSIVE, DialMode.POWER):
+            wanted = 0
+        wanted = min(wanted, snap.leads_available, snap.channels_free)
+        count = self.limiter.allow(now, wanted) if wanted > 0 else 0
+        if count > 0:
+            self.claims_pending += count
+            out.append(ClaimLeads(count))
+
+    def _claimed(self, event: LeadsClaimed, out: list[Command]) -> None:
+        now = event.now
+        self.claims_pending = max(0, self.claims_pending - event.requested)
+        window = (self.spec.window_start, self.spec.window_end)
+        for lead, on_dnc, call_id in event.leads:
+            reason = dialable(replace(lead, state=LeadState.READY), now=now, on_dnc=on_dnc,
+                              window=window)
+            if reason == "dnc":
+                out.append(SaveLead(replace(lead, state=LeadState.DNC)))
+                continue
+            if reason == "outside_window":
+                at = next_window_open(lead.timezones, now, *window)
+                out.append(SaveLead(replace(lead, state=LeadState.READY, next_at=at)))
+                continue
+            if reason is not None:
+                out.append(SaveLead(replace(lead, state=LeadState.READY)))
+                continue
+            attempt = Attempt(id=call_id, campaign_id=self.spec.id, lead_id=lead.id,
+                              phone=lead.phone, originated_at=now)
+            self.calls[call_id] = Call(call_id, lead, attempt)
+            log.info("call %s: placed to lead %s", call_id, lead.id)
+            out.append(SaveAttempt(attempt))
+            out.append(Originate(call_id, lead.id, self.spec.trunk.format(number=lead.phone),
+                                 self.spec.caller_id, max(15.0, self.spec.ring_timeout)))
+
+    # ------------------------------------------------------------------------------ calls
+    def _set(self, call: Call, state: CallState, why: str) -> None:
+        log.info("call %s: %s -[%s]-> %s", call.id, call.state.value, why, state.value)
+        call.state = state
+
+    def _save(self, call: Call, out: list[Command], **changes: object) -> None:
+        call.attempt = replace(call.attempt, **changes)  # type: ignore[arg-type]
+        out.append(SaveAttempt(call.attempt))
+
+    def _answered(self, cid: str, now: float, out: list[Command]) -> None:
+        call = self.calls.get(cid)
+        if call is None or call.state is not CallState.DIALING:
+            return
+        assert self.pacer is not None
+        self.pacer.observe_dial(now - call.attempt.originated_at, True,
+                                originated_at=call.attempt.originated_at)
+        self._save(call, out, answered_at=now)
+        if self.spec.amd is not AmdMode.OFF:
+            self._set(call, CallState.AMD, "CallAnswered")
+            out.append(RunAmd(cid))
+            return
+        self._human(call, now, out)
+
+    def _amd_done(self, event: AmdDone, out: list[Command]) -> None:
+        call = self.calls.get(event.call_id)
+        if call is None or call.state is not CallState.AMD:
+            return
+        assert self.pacer is not None
+        now = event.now
+        machine = event.status == "MACHINE"
+        self.pacer.observe_human(not machine)
+        self._save(call, out, amd_status=event.status, amd_done_at=now)
+        if not machine:  # HUMAN and NOTSURE go to a person: a false "machine" is worse
+            self._human(call, now, out)
+            return
+        call.result = AttemptResult.MACHINE
+        if self.spec.amd is AmdMode.MESSAGE:
+            self._set(call, CallState.MESSAGE, "AmdDone(MACHINE)")
+            out.append(LeaveMessage(call.id))
+        else:
+            self._set(call, CallState.HANGING_UP, "AmdDone(MACHINE)")
+            out.append(Hangup(call.id))
+
+    def _human(self, call: Call, now: float, out: list[Command]) -> None:
+        call.human = True
+        self.humans += 1
+        if call.attempt.amd_done_at is None:
+            self._save(call, out, amd_done_at=now)  # greeting taken to end at answer
+        if self.spec.dial_mode is DialMode.AGENTLESS:
+            call.result = AttemptResult.AGENTLESS
+            self._set(call, CallState.AGENTLESS, "human")
+            out.append(RunAgentless(call.id))
+            return
+        ready = self.ready_agents()
+        if ready:
+            self._connect(call, ready[0], now, out)
+        else:
+            self._set(call, CallState.WAITING, "human, no agent ready")
+            self.waiting.append(call.id)
+        out.append(StartTimer(connect_timer(call.id), now + self.spec.connect_limit))
+
+    def _connect(self, call: Call, agent: Agent, now: float, out: list[Command]) -> None:
+        self._agent(agent, AgentAction.RESERVE, now, out, call_id=call.id)
+        call.agent_id = agent.id
+        self._set(call, CallState.CONNECTING, f"agent {agent.id} reserved")
+        self._save(call, out, agent_id=agent.id)
+        out.append(ConnectAgent(call.id, agent.id, self.spec.recording))
+
+    def _offer_waiting(self, now: float, out: list[Command]) -> None:
+        while self.waiting:
+            ready = self.ready_agents()
+            if not ready:
+                return
+            call = self.calls.get(self.waiting.pop(0))
+            if call is not None and call.state is CallState.WAITING:
+                self._connect(call, ready[0], now, out)
+
+    def _bridged(self, cid: str, now: float, out: list[Command]) -> None:
+        call = self.calls.get(cid)
+        if call is None or call.state is not CallState.CONNECTING or call.agent_id is None:
+            return
+        self._set(call, CallState.TALKING, "CallBridged")
+        call.result = AttemptResult.TALKED
+        out.append(CancelTimer(connect_timer(cid)))
+        self._save(call, out, connected_at=now)
+        self._agent(self.agents[call.agent_id], AgentAction.CONNECTED, now, out)
+
+    def _timer(self, key: str, now: float, out: list[Command]) -> None:
+        kind, _, ident = key.partition(":")
+        if kind == "connect":
+            call = self.calls.get(ident)
+            if call is None or call.state is not CallState.WAITING:
+                return  # connected in time (or gone)
+            self.waiting.remove(call.id)
+            self.abandoned += 1
+            assert self.pacer is not None
+            self.pacer.observe_abandon()
+            call.result = AttemptResult.ABANDONED
+            self._set(call, CallState.SAFE_HARBOR, "connect limit passed")
+            out.append(PlaySafeHarbor(call.id))
+        elif kind == "wrap":
+            agent = self.agents.get(ident)
+            if agent is not None and agent.state is AgentState.WRAP_UP:
+                self._wrap_done(agent, now, out)
+                self._offer_waiting(now, out)
+
+    def _ended(self, event: CallEnded, out: list[Command]) -> None:
+        call = self.calls.pop(event.call_id, None)
+        if call is None:
+            return
+        now = event.now
+        assert self.pacer is not None
+        if call.state is CallState.DIALING:
+            self.pacer.observe_dial(now - call.attempt.originated_at, False,
+                                    originated_at=call.attempt.originated_at)
+        if call.id in self.waiting:
+            self.waiting.remove(call.id)
+        out.append(CancelTimer(connect_timer(call.id)))
+        result = call.result
+        if result is None:
+            if call.human or call.state is CallState.AMD:
+                result = AttemptResult.HUNG_UP_EARLY
+            else:
+                result = AttemptResult.from_dial(event.outcome)
+        if call.state is CallState.WAITING and call.human:
+            # Hung up while waiting for an agent: not connected in time from their side.
+            result = AttemptResult.HUNG_UP_EARLY
+        self._set(call, CallState.HANGING_UP if call.state is not CallState.HANGING_UP
+                  else call.state, f"CallEnded({event.outcome.value})")
+        if call.agent_id is not None and call.agent_id in self.agents:
+            agent = self.agents[call.agent_id]
+            if agent.call_id == call.id:
+                if agent.state is AgentState.ON_CALL:
+                    self.pacer.observe_talk(now - (call.attempt.connected_at or now))
+                    self._agent(agent, AgentAction.CALL_ENDED, now, out)
+                    out.append(StartTimer(wrap_timer(agent.id), now + self.spec.wrapup))
+                elif agent.state is AgentState.RESERVED:
+                    self._agent(agent, AgentAction.CALL_ENDED, now, out)
+                    self._offer_waiting(now, out)
+        self._save(call, out, ended_at=now, result=result, cause=event.cause)
+        if call.lead.state is LeadState.DNC:
+            out.append(SaveLead(call.lead))
+        else:
+            out.append(SaveLead(after_attempt(call.lead, result, now=now, rules=self.spec.retry,
+                                              uk_mode=self.spec.uk_mode)))
+        log.info("call %s: ended %s (cause %s)", call.id, result.value, event.cause)
+
+    # ----------------------------------------------------------------------------- agents
+    def _known(self, aid: str) -> Agent:
+        agent = self.agents.get(aid)
+        if agent is None:
+            raise AgentTransitionError(f"agent {aid} is not logged in to campaign {self.spec.id}")
+        return agent
+
+    def _agent(self, agent: Agent, action: AgentAction, now: float, out: list[Command], *,
+               call_id: str | None = None, reason: str | None = None) -> None:
+        updated = agent.apply(action, now, call_id=call_id, reason=reason)
+        if updated.state is not agent.state:
+            log.info("agent %s: %s -[%s]-> %s", agent.id, agent.state.value, action.value,
+                     updated.state.value)
+        self.agents[agent.id] = updated
+        out.append(SaveAgent(updated))
+
+    def _wrap_done(self, agent: Agent, now: float, out: list[Command]) -> None:
+        assert self.pacer is not None
+        self.pacer.observe_wrap(now - agent.since)
+        self._agent(agent, AgentAction.WRAP_DONE, now, out)
+
+    def _logout(self, aid: str, now: float, out: list[Command]) -> None:
+        agent = self.agents.get(aid)
+        if agent is None:
+            return
+        if agent.call_id and agent.call_id in self.calls:
+            call = self.calls[agent.call_id]
+            if call.state is CallState.CONNECTING:
+                # The agent left before the customer reached them: find someone else.
+                call.agent_id = None
+                self._set(call, CallState.WAITING, "agent logged out")
+                self.waiting.insert(0, call.id)
+        self._agent(agent, AgentAction.LOGOUT, now, out)
+        del self.agents[aid]
+        out.append(HangupAgentPhone(aid))
+        out.append(CancelTimer(wrap_timer(aid)))
+        self._offer_waiting(now, out)
+
+    def _disposition(self, event: Disposition, out: list[Command]) -> None:
+        agent = self._known(event.agent_id)
+        if agent.state not in (AgentState.WRAP_UP, AgentState.ON_CALL) or agent.call_id is None:
+            raise AgentTransitionError(f"agent {agent.id} has no call to set a disposition on")
+        # The attempt and lead were saved when the call ended; the runtime, which holds the
+        # store, applies the disposition to them (`with_disposition`). Here: leave wrap-up.
+        out.append(ApplyDisposition(agent.call_id, agent.id, event.disposition,
+                                    event.callback_at))
+        if agent.state is AgentState.WRAP_UP:
+            out.append(CancelTimer(wrap_timer(agent.id)))
+            self._wrap_done(agent, event.now, out)
+            self._offer_waiting(event.now, out)
+
+
+DISPOSITIONS = frozenset({"sale", "no_sale", "callback", "dnc", "wrong_number", "other",
+                          "not_interested", "answering_machine"})
+
+
+def with_disposition(lead: Lead, disposition: str, callback_at: float | None) -> Lead:
+    """The lead after an agent's disposition: DNC, a callback at a time, or unchanged."""
+    if disposition == "dnc":
+        return replace(lead, state=LeadState.DNC)
+    if disposition == "callback" and callback_at is not None:
+        return replace(lead, state=LeadState.READY, next_at=callback_at)
+    if disposition == "wrong_number":
+        return replace(lead, state=LeadState.DONE)
+    return lead

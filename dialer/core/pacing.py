@@ -1,0 +1,791 @@
+"""Pacing: how many calls to originate now.
+
+Theory of operation
+-------------------
+A pacer is pure: the driver (the asyncio runtime on real calls, or the simulator on virtual
+time) hands it a `PacingSnapshot` at every pacing tick and gets back the number of calls to
+originate now; outcomes flow back through the `observe_*` hooks. No clock reads, no I/O, no
+randomness. Every pacer caps its answer at `leads_available` and `channels_free`, and returns 0
+when no agent is logged in (nobody ready, nobody on a call or in wrap-up) — except the
+agentless pacer, which has no agents by definition. Modes and rules: `design/DIALING.md` §1-2.
+
+* progressive: one call per ready agent, minus calls already ringing and humans already waiting.
+* power: ``round(ratio × ready) − ringing`` (same subtraction of waiting humans).
+* VICIdial ADAPT replica (`DIALING.md` §3, `AST_VDadapt.pl`): ``round(level × (ready + in-call))
+  − calls in flight``; every 15 s ``level ×= 1 + avg(ready − waiting) / avg(agents)``, clamped
+  to [1, 3], forced to 1.0 when the window's drop rate exceeds the target (ADAPT_HARD_LIMIT).
+* predictive (model-based, ours; §3-4: beat the look-ahead yardstick). An `Estimator` learns
+  online: the live-answer probability ``p`` (answered × human after AMD), the mean ring time
+  to answer ``h`` (the look-ahead horizon) and the empirical talk ``T`` and wrap ``W``
+  durations. An agent ``e`` s into a call is free by ``h`` with probability
+  ``q = P(T ≤ e + h − W̄ | T > e)``, one ``w`` s into wrap-up with ``P(W ≤ w + h | W > w)``.
+  With ``F = Σ Bernoulli(q_i)`` agents freed, ``m = ringing + n`` calls bring
+  ``X ~ Binomial(m, p)`` humans, of whom ``(X − (ready − waiting) − F)⁺`` are abandoned. As
+  ``(Y − K)⁺`` with ``Y = X + Σ Bernoulli(1 − q_i)`` and ``K = ready − waiting + #busy``, each
+  Bernoulli(r) added to ``Y`` raises the expected abandons by exactly ``r·P(Y ≥ K)`` — the
+  probability that answers already fill the free agents. Calls are added while the cohort's
+  expected abandon rate ``E[(Y − K)⁺] / (m·p)`` stays ≤ ``θ``: exactly (pmf of ``Y`` on
+  0..K, O(K) per call) up to `exact_limit` agents, above it by an Edgeworth-corrected normal
+  in closed form (see `_overflow`). ``θ = safety × target``, tapered linearly to 0 as the
+  window's rate ``abandoned_in_window / humans_in_window`` (the 3 % rule, §2) climbs from
+  ``taper_start × target`` to the target; at or above it, and until `warmup_dials` outcomes
+  are in, the pacer is progressive, which is also its floor (never more humans than agents).
+  Two biases are designed out: outcomes count only once their whole origination cohort has
+  ended (fast failures arrive first, so a ramp-up would look like a low answer rate and
+  trigger over-dialing), and running calls enter the residual-time estimate as censored.
+
+`RateLimiter` is a token bucket for the trunk's calls-per-second cap (§5): over any window of
+length ``t`` it lets at most ``burst + cps × t`` calls through.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, bisect_right, insort
+from collections import deque
+from dataclasses import dataclass
+from heapq import heappop, heappush
+from typing import Protocol, assert_never
+
+from dialer.core.model import DialMode
+
+__all__ = [
+    "AgentlessPacer",
+    "Estimator",
+    "Pacer",
+    "PacingModel",
+    "PacingSnapshot",
+    "PowerPacer",
+    "PredictivePacer",
+    "PreviewPacer",
+    "ProgressivePacer",
+    "RateLimiter",
+    "VicidialAdaptPacer",
+    "make_pacer",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class PacingSnapshot:
+    """What the pacer sees at one tick. Agent lists are disjoint: an agent is in exactly one of
+    ready (counted), `busy_agents` (on a call) or `wrapping_agents` (in wrap-up)."""
+
+    now: float
+    ready_agents: int  # idle agents waiting for a call (not reserved)
+    busy_agents: tuple[float, ...]  # one per agent on a call: seconds since the call reached it
+    # One per agent in wrap-up: seconds spent in wrap-up so far. Separate from `busy_agents`
+    # (not a subset), so each agent's elapsed time is measured from the right origin.
+    wrapping_agents: tuple[float, ...]
+    calls_ringing: int  # originated, not yet answered or failed (includes just-originated)
+    calls_waiting: int  # answered humans waiting for an agent right now
+    abandoned_in_window: int  # abandoned calls in the measuring window (30 days, or today in UK mode)
+    humans_in_window: int  # live human answers in that window (the 3 % denominator)
+    leads_available: int  # dialable leads (upper bound on calls)
+    channels_free: int  # trunk channel cap minus calls in progress
+
+    def __post_init__(self) -> None:
+        if min(self.ready_agents, self.calls_ringing, self.calls_waiting, self.abandoned_in_window,
+               self.humans_in_window, self.leads_available, self.channels_free) < 0:
+            raise ValueError(f"negative count in {self!r}")
+
+    @property
+    def agents_engaged(self) -> int:
+        """Agents on a call or in wrap-up."""
+        return len(self.busy_agents) + len(self.wrapping_agents)
+
+    @property
+    def window_abandon_rate(self) -> float:
+        return self.abandoned_in_window / self.humans_in_window if self.humans_in_window else 0.0
+
+
+class Pacer(Protocol):
+    def decide(self, snap: PacingSnapshot) -> int:
+        """Calls to originate now: 0 <= n <= min(leads_available, channels_free)."""
+        ...
+
+    def observe_dial(self, ring_seconds: float, answered: bool,
+                     originated_at: float | None = None) -> None:
+        """A dial ended ringing: answered after `ring_seconds`, or failed/unanswered.
+        `originated_at` (on the clock of `PacingSnapshot.now`) lets the predictive estimator
+        group outcomes by when their calls were placed."""
+        ...
+
+    def observe_human(self, answered_human: bool) -> None:
+        """After AMD on an answered call: a live person (True) or a machine (False)."""
+        ...
+
+    def observe_talk(self, seconds: float) -> None:
+        """A call connected to an agent ended after `seconds` of talk."""
+        ...
+
+    def observe_wrap(self, seconds: float) -> None:
+        """An agent finished wrap-up after `seconds`."""
+        ...
+
+    def observe_abandon(self) -> None:
+        """A live person was not connected to an agent in time."""
+        ...
+
+
+def _clamp(n: int, snap: PacingSnapshot) -> int:
+    return max(0, min(n, snap.leads_available, snap.channels_free))
+
+
+def _progressive(snap: PacingSnapshot) -> int:
+    # A waiting human is about to take a ready agent, so it counts like a ringing call.
+    return snap.ready_agents - snap.calls_waiting - snap.calls_ringing
+
+
+class _Unobservant:
+    """Observation hooks for pacers that learn nothing from outcomes."""
+
+    __slots__ = ()
+
+    def observe_dial(self, ring_seconds: float, answered: bool, originated_at: float | None = None) -> None:
+        pass
+
+    def observe_human(self, answered_human: bool) -> None:
+        pass
+
+    def observe_talk(self, seconds: float) -> None:
+        pass
+
+    def observe_wrap(self, seconds: float) -> None:
+        pass
+
+    def observe_abandon(self) -> None:
+        pass
+
+
+class PreviewPacer(_Unobservant):
+    """Preview calls are placed on the agent's request, never by the pacer."""
+
+    __slots__ = ()
+
+    def decide(self, snap: PacingSnapshot) -> int:
+        return 0
+
+
+class ProgressivePacer(_Unobservant):
+    """One call per ready agent, minus calls already ringing and humans already waiting.
+
+    Assumes ringing calls are not matched to a reserved agent; if the runtime reserves the agent
+    at originate time it must count that agent as ready (and the call as ringing) or the
+    reservation is subtracted twice."""
+
+    __slots__ = ()
+
+    def decide(self, snap: PacingSnapshot) -> int:
+        if snap.ready_agents == 0:
+            return 0
+        return _clamp(_progressive(snap), snap)
+
+
+class PowerPacer(_Unobservant):
+    """A fixed number of calls per ready agent: ``round(ratio × ready) − ringing``.
+
+    `round` is Python's (half to even), as C's ``%.0f`` that VICIdial uses for its goal."""
+
+    __slots__ = ("ratio",)
+
+    def __init__(self, ratio: float) -> None:
+        if not ratio > 0 or math.isinf(ratio):
+            raise ValueError(f"power ratio must be a positive number, not {ratio!r}")
+        self.ratio = ratio
+
+    def decide(self, snap: PacingSnapshot) -> int:
+        if snap.ready_agents == 0:
+            return 0
+        free = max(0, snap.ready_agents - snap.calls_waiting)
+        return _clamp(round(self.ratio * free) - snap.calls_ringing, snap)
+
+
+class AgentlessPacer(_Unobservant):
+    """Voice broadcast: no agents, so only leads, channels (and the CPS limiter, applied by the
+    driver) bound the calls; `max_in_flight` optionally caps calls ringing at once."""
+
+    __slots__ = ("max_in_flight",)
+
+    def __init__(self, max_in_flight: int | None = None) -> None:
+        if max_in_flight is not None and max_in_flight < 0:
+            raise ValueError(f"max_in_flight must be >= 0, not {max_in_flight}")
+        self.max_in_flight = max_in_flight
+
+    def decide(self, snap: PacingSnapshot) -> int:
+        n = snap.leads_available
+        if self.max_in_flight is not None:
+            n = min(n, self.max_in_flight - snap.calls_ringing - snap.calls_waiting)
+        return _clamp(n, snap)
+
+
+class VicidialAdaptPacer(_Unobservant):
+    """A replica of VICIdial's ADAPT_HARD_LIMIT dial method, the yardstick to beat.
+
+    Goal (``AST_VDauto_dial.pl``): ``round(level × (ready + in-call agents))`` calls in flight,
+    where in flight counts ringing, waiting and agent-connected calls; agents in wrap-up (paused
+    for disposition in VICIdial) count in neither. Level (``AST_VDadapt.pl``): (ready, waiting,
+    logged-in) is sampled once per `sample_every` seconds of `now`; every `adjust_every` seconds
+    ``level ×= 1 + (avg(ready − waiting) + dl_diff_target) / avg(logged-in)``, scaled by the
+    intensity setting, clamped to [1, max_level], and set to 1.0 when more than
+    `min_humans_for_brake` humans were answered in the window and its drop rate exceeds the
+    target. Not replicated: the 1-minute "drops over 50 %" halving and the tapered variants.
+    """
+
+    __slots__ = ("_agents_sum", "_next_sample", "_period_start", "_ready_sum", "_samples",
+                 "_waiting_sum", "adjust_every", "dl_diff_target", "intensity", "level",
+                 "max_level", "min_humans_for_brake", "sample_every", "target")
+
+    def __init__(self, target: float = 0.03, *, initial_level: float = 1.0, max_level: float = 3.0,
+                 intensity: float = 0.0, dl_diff_target: float = 0.0, adjust_every: float = 15.0,
+                 sample_every: float = 1.0, min_humans_for_brake: int = 50) -> None:
+        if not 0 < target < 1:
+            raise ValueError(f"abandon target must be in (0, 1), not {target!r}")
+        if not 1.0 <= initial_level <= max_level:
+            raise ValueError(f"need 1 <= initial_level <= max_level, got {initial_level}, {max_level}")
+        if not (adjust_every > 0 and sample_every > 0):
+            raise ValueError("adjust_every and sample_every must be positive")
+        self.target = target
+        self.level = initial_level
+        self.max_level = max_level
+        self.intensity = intensity
+        self.dl_diff_target = dl_diff_target
+        self.adjust_every = adjust_every
+        self.sample_every = sample_every
+        self.min_humans_for_brake = min_humans_for_brake
+        self._period_start: float | None = None
+        self._next_sample = -math.inf
+        self._samples = 0
+        self._ready_sum = 0.0
+        self._waiting_sum = 0.0
+        self._agents_sum = 0.0
+
+    def decide(self, snap: PacingSnapshot) -> int:
+        self._tick(snap)
+        incall = len(snap.busy_agents)
+        agents = snap.ready_agents + incall
+        if agents == 0:
+            return 0
+        in_flight = snap.calls_ringing + snap.calls_waiting + incall
+        return _clamp(round(self.level * agents) - in_flight, snap)
+
+    def _tick(self, snap: PacingSnapshot) -> None:
+        now = snap.now
+        if self._period_start is None:
+            self._period_start = now
+        if now >= self._next_sample:
+            self._samples += 1
+            self._ready_sum += snap.ready_agents
+            self._waiting_sum += snap.calls_waiting
+            self._agents_sum += snap.ready_agents + snap.agents_engaged
+            self._next_sample = now + self.sample_every
+        if now - self._period_start >= self.adjust_every:
+            self._adjust(snap)
+            self._period_start = now
+            self._samples = 0
+            self._ready_sum = self._waiting_sum = self._agents_sum = 0.0
+
+    def _adjust(self, snap: PacingSnapshot) -> None:
+        if self._samples and self._agents_sum > 0:
+            differential = (self._ready_sum - self._waiting_sum) / self._samples + self.dl_diff_target
+            mul = differential / (self._agents_sum / self._samples)
+            intensity = self.intensity / 100
+            mul *= abs(intensity - 1) if mul < 0 else intensity + 1
+            self.level = min(self.max_level, max(1.0, self.level * (1 + mul)))
+        if snap.humans_in_window > self.min_humans_for_brake and snap.window_abandon_rate > self.target:
+            self.level = 1.0
+
+
+# --- the estimator -------------------------------------------------------------------------
+
+
+class _Ewma:
+    """Mean seeded with a prior worth `prior_weight` observations, then a running mean that
+    becomes exponentially weighted with memory `memory` (alpha = 1/memory)."""
+
+    __slots__ = ("memory", "value", "weight")
+
+    def __init__(self, prior: float, prior_weight: float, memory: int) -> None:
+        self.value = prior
+        self.weight = prior_weight
+        self.memory = memory
+
+    def add(self, x: float) -> None:
+        self.weight = min(self.weight + 1.0, float(self.memory))
+        self.value += (x - self.value) / self.weight
+
+    def add_group(self, total: float, count: int) -> None:
+        """`count` observations summing to `total`, in no particular order: the expected result
+        of adding them one by one in a random order (so a batch's order — fast failures first —
+        cannot tilt the estimate). Keeping the prior's share P, value = P·value + (1 − P)·mean."""
+        if count <= 0:
+            return
+        w, memory = self.weight, float(self.memory)
+        running = min(float(count), max(0.0, memory - w))  # steps still in the running-mean phase
+        keep = w / (w + running) * (1.0 - 1.0 / memory) ** (count - running)
+        self.value = keep * self.value + (1.0 - keep) * (total / count)
+        self.weight = min(w + count, memory)
+
+
+class _Durations:
+    """The last `size` durations, kept sorted too so that residual-time questions cost two
+    bisections. The mean is shrunk toward a prior worth `prior_weight` samples."""
+
+    __slots__ = ("_order", "_since_fsum", "_sorted", "_sum", "prior", "prior_weight", "size")
+
+    def __init__(self, size: int, prior: float, prior_weight: float) -> None:
+        self.size = size
+        self.prior = prior
+        self.prior_weight = prior_weight
+        self._order: deque[float] = deque()
+        self._sorted: list[float] = []
+        self._sum = 0.0
+        self._since_fsum = 0
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def add(self, x: float) -> None:
+        x = max(0.0, x)
+        if len(self._order) >= self.size:
+            old = self._order.popleft()
+            del self._sorted[bisect_left(self._sorted, old)]
+            self._sum -= old
+        self._order.append(x)
+        insort(self._sorted, x)
+        self._sum += x
+        self._since_fsum += 1
+        if self._since_fsum >= self.size:  # wash out rounding drift of the running sum
+            self._sum = math.fsum(self._sorted)
+            self._since_fsum = 0
+
+    @property
+    def mean(self) -> float:
+        return (self._sum + self.prior * self.prior_weight) / (len(self._order) + self.prior_weight)
+
+    def ends_within(self, elapsed: tuple[float, ...], within: float, out: list[float]) -> None:
+        """Append P(D <= e + within | D > e) for each e in `elapsed` (durations still running).
+
+        The empirical residual over the finished samples, with the running durations as
+        censored samples (a running one at c >= e + within is known to outlast the window;
+        one in between tells little and is left out) — without them, a ramp-up, whose first
+        finished calls are all short ones, would look like short calls. Two pseudo-samples of
+        an exponential tail with the same mean (memoryless) carry the estimate where the data
+        thin out (few samples, or e beyond them all)."""
+        if within <= 0.0:
+            out.extend(0.0 for _ in elapsed)
+            return
+        mean = self.mean
+        prior2 = 2.0 * -math.expm1(-within / mean) if mean > 0.0 else 2.0
+        s = self._sorted
+        n = len(s)
+        running = sorted(elapsed)
+        m = len(running)
+        for e in elapsed:
+            lo = bisect_right(s, e)
+            outlast = m - bisect_left(running, e + within)
+            out.append((bisect_right(s, e + within, lo) - lo + prior2) / (n - lo + outlast + 2.0))
+
+
+class PacingModel(Protocol):
+    """What the predictive pacer needs to know about the campaign's calls, and the outcomes it
+    is fed. `Estimator` learns online; a simulator may pass the true parameters instead (and
+    ignore the observations)."""
+
+    @property
+    def dials(self) -> int:
+        """Dial outcomes the estimates rest on (the pacer is progressive below `warmup_dials`)."""
+        ...
+
+    def advance(self, now: float) -> None:
+        """Called with each snapshot's `now` before the model is queried."""
+        ...
+
+    @property
+    def p_live(self) -> float:
+        """Probability that a dial reaches a live person."""
+        ...
+
+    @property
+    def ring_time(self) -> float:
+        """Mean seconds from originate to answer (for answered calls)."""
+        ...
+
+    def p_free(self, talking: tuple[float, ...], wrapping: tuple[float, ...], horizon: float) -> list[float]:
+        """For each agent on a call (`talking`: seconds into the call) then each agent in
+        wrap-up (`wrapping`: seconds into wrap-up), P(free — talk and wrap done — within
+        `horizon` seconds)."""
+        ...
+
+    def observe_dial(self, ring_seconds: float, answered: bool,
+                     originated_at: float | None = None) -> None: ...
+
+    def observe_human(self, answered_human: bool) -> None: ...
+
+    def observe_talk(self, seconds: float) -> None: ...
+
+    def observe_wrap(self, seconds: float) -> None: ...
+
+    def observe_abandon(self) -> None: ...
+
+
+class Estimator:
+    """Online estimates for the predictive pacer, seeded with conservative priors (everyone
+    answers, quickly; calls are long), so that little data means few calls.
+
+    Dial outcomes are folded in origination order, once every call placed at the same time
+    has surely ended (`maturity` seconds, raised to the longest ring seen): fast failures
+    (busy, congestion: 1-3 s) come back long before answers (~10 s) and no-answers (the ring
+    timeout), so counting outcomes as they arrive would make the answer rate look low — and
+    the pacer dial hard — exactly when dialing ramps up. Pass `originated_at` to
+    `observe_dial`; without it an outcome is stamped ``latest now − ring_seconds``, up to one
+    pacing tick early (`advance`, called by the pacer with each snapshot, keeps that clock)."""
+
+    __slots__ = ("_answered", "_clock", "_human", "_pending", "_ring", "_seq", "_talk", "_wrap",
+                 "abandons", "dials", "maturity")
+
+    def __init__(self, *, memory: int = 200, samples: int = 200, prior_answer: float = 1.0,
+                 prior_human: float = 1.0, prior_ring: float = 10.0, prior_talk: float = 120.0,
+                 prior_wrap: float = 15.0, prior_weight: float = 5.0, maturity: float = 35.0) -> None:
+        if memory < 1 or samples < 1:
+            raise ValueError("memory and samples must be >= 1")
+        self._answered = _Ewma(prior_answer, prior_weight, memory)
+        self._human = _Ewma(prior_human, prior_weight, memory)
+        self._ring = _Ewma(prior_ring, prior_weight, memory)
+        self._talk = _Durations(samples, prior_talk, prior_weight)
+        self._wrap = _Durations(samples, prior_wrap, prior_weight)
+        self._pending: list[tuple[float, int, float, bool]] = []  # heap: (originated, seq, ring, answered)
+        self._seq = 0
+        self._clock = -math.inf
+        self.maturity = maturity
+        self.dials = 0  # dial outcomes folded into the estimates
+        self.abandons = 0
+
+    def advance(self, now: float) -> None:
+        """Move the estimator's clock; fold in the outcomes of calls placed before now − maturity."""
+        self._clock = max(self._clock, now)
+        pending = self._pending
+        horizon = now - self.maturity
+        if not pending or pending[0][0] > horizon:
+            return
+        count = answered = 0
+        ring_sum = 0.0
+        while pending and pending[0][0] <= horizon:
+            _, _, ring, was_answered = heappop(pending)
+            count += 1
+            if was_answered:
+                answered += 1
+                ring_sum += ring
+        self.dials += count
+        self._answered.add_group(float(answered), count)
+        self._ring.add_group(ring_sum, answered)
+
+    def observe_dial(self, ring_seconds: float, answered: bool, originated_at: float | None = None) -> None:
+        ring = max(0.0, ring_seconds)
+        self.maturity = max(self.maturity, ring + 1.0)
+        if originated_at is None:  # stamp from the latest snapshot: late by up to one tick
+            originated_at = (self._clock if self._clock > -math.inf else 0.0) - ring
+        self._seq += 1
+        heappush(self._pending, (originated_at, self._seq, ring, answered))
+
+    def observe_human(self, answered_human: bool) -> None:
+        self._human.add(1.0 if answered_human else 0.0)
+
+    def observe_talk(self, seconds: float) -> None:
+        self._talk.add(seconds)
+
+    def observe_wrap(self, seconds: float) -> None:
+        self._wrap.add(seconds)
+
+    def observe_abandon(self) -> None:
+        self.abandons += 1
+
+    @property
+    def p_answer(self) -> float:
+        return self._answered.value
+
+    @property
+    def p_human(self) -> float:
+        return self._human.value
+
+    @property
+    def p_live(self) -> float:
+        return self._answered.value * self._human.value
+
+    @property
+    def ring_time(self) -> float:
+        return self._ring.value
+
+    @property
+    def talk_mean(self) -> float:
+        return self._talk.mean
+
+    @property
+    def wrap_mean(self) -> float:
+        return self._wrap.mean
+
+    def p_free(self, talking: tuple[float, ...], wrapping: tuple[float, ...], horizon: float) -> list[float]:
+        out: list[float] = []
+        # On a call, the whole wrap-up is still ahead: the talk must end within h − mean wrap.
+        self._talk.ends_within(talking, horizon - self._wrap.mean, out)
+        self._wrap.ends_within(wrapping, horizon, out)
+        return out
+
+
+# --- the predictive pacer ------------------------------------------------------------------
+
+_SURE = 1e-6  # q within this of 0 or 1 is certain: keeps the Bernoulli sums short
+_SQRT2 = math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def _overflow(mu: float, var: float, k3: float, k: int) -> float:
+    """E[(Y − k)⁺] for an integer Y with mean `mu`, variance `var` and third cumulant `k3`.
+
+    Edgeworth-corrected normal (the "refined normal approximation" of a Poisson-binomial):
+    P(Y > j) ≈ 1 − Φ(x) + γ(1 − x²)φ(x)/6 at x = (j + ½ − mu)/σ, γ = k3/σ³; summed over j >= k
+    (midpoint rule) it integrates in closed form, using (xφ(x))' = (1 − x²)φ(x):
+    σ·[φ(a) − a·Q(a) + γ·a·φ(a)/6], a = (k − mu)/σ. The skew term matters: a plain normal
+    under-weights the right tail of few, unlikely answers and over-dials small teams."""
+    if var <= 0.0:
+        return max(0.0, mu - k)
+    sigma = math.sqrt(var)
+    a = (k - mu) / sigma
+    phi = _INV_SQRT_2PI * math.exp(-0.5 * a * a)
+    tail = 0.5 * math.erfc(a / _SQRT2)
+    gamma = k3 / (var * sigma)
+    return max(0.0, mu - k, sigma * (phi - a * tail + gamma * a * phi / 6.0))
+
+
+class PredictivePacer:
+    """Model-based predictive pacing under an abandon-rate ceiling (see the module docstring).
+
+    `safety` scales the per-decision budget; `taper_start` is the fraction of the target at
+    which the window's measured rate starts shrinking it; `exact_limit` is the largest agent
+    count solved exactly (above it, the Edgeworth approximation); `connect_grace` extends the
+    horizon by the seconds an answered human may wait for an agent (0 is the conservative
+    choice). `model` defaults to a fresh `Estimator`; a simulator may pass known parameters.
+    The defaults (safety 0.8, taper from 0.8 × target) held a throwaway simulation (5, 20 and
+    100 agents, 15 % live answer, 90 s talk, 10 s wrap, 4 h from cold) at 2.3-2.5 % abandon.
+    """
+
+    __slots__ = ("connect_grace", "exact_limit", "last_risk", "last_theta", "model", "safety",
+                 "taper_start", "target", "warmup_dials")
+
+    def __init__(self, target_abandon: float = 0.03, *, model: PacingModel | None = None,
+                 warmup_dials: int = 30, safety: float = 0.8, taper_start: float = 0.8,
+                 exact_limit: int = 10, connect_grace: float = 0.0) -> None:
+        if not 0 < target_abandon < 1:
+            raise ValueError(f"abandon target must be in (0, 1), not {target_abandon!r}")
+        if not 0 <= taper_start < 1:
+            raise ValueError(f"taper_start must be in [0, 1), not {taper_start!r}")
+        if not safety > 0:
+            raise ValueError(f"safety must be positive, not {safety!r}")
+        self.target = target_abandon
+        self.model: PacingModel = model if model is not None else Estimator()
+        self.warmup_dials = warmup_dials
+        self.safety = safety
+        self.taper_start = taper_start
+        self.exact_limit = exact_limit
+        self.connect_grace = connect_grace
+        self.last_theta = 0.0  # budget used by the last decision
+        self.last_risk = 0.0  # P(answers >= free agents) after the last decision's calls
+
+    def observe_dial(self, ring_seconds: float, answered: bool, originated_at: float | None = None) -> None:
+        self.model.observe_dial(ring_seconds, answered, originated_at)
+
+    def observe_human(self, answered_human: bool) -> None:
+        self.model.observe_human(answered_human)
+
+    def observe_talk(self, seconds: float) -> None:
+        self.model.observe_talk(seconds)
+
+    def observe_wrap(self, seconds: float) -> None:
+        self.model.observe_wrap(seconds)
+
+    def observe_abandon(self) -> None:
+        self.model.observe_abandon()
+
+    def budget(self, snap: PacingSnapshot) -> float:
+        """Expected abandon rate allowed for the calls in flight: the target (× safety), tapered
+        to 0 as the window's measured rate climbs from taper_start × target to the target."""
+        rate = snap.window_abandon_rate
+        if rate >= self.target:
+            return 0.0
+        room = (self.target - rate) / (self.target * (1.0 - self.taper_start))
+        return self.target * self.safety * min(1.0, room)
+
+    def decide(self, snap: PacingSnapshot) -> int:
+        self.last_theta = 0.0
+        self.last_risk = 0.0
+        model = self.model
+        model.advance(snap.now)
+        if snap.ready_agents == 0 and not snap.busy_agents and not snap.wrapping_agents:
+            return 0
+        floor = _progressive(snap)
+        cap = min(snap.leads_available, snap.channels_free)
+        theta = self.budget(snap)
+        if theta <= 0.0 or model.dials < self.warmup_dials or cap <= max(0, floor):
+            return _clamp(floor, snap)
+        p = min(1.0, max(1e-4, model.p_live))
+        horizon = model.ring_time + self.connect_grace
+
+        # Busy agents: certain to stay busy (cancel out), certain to be free, or a Bernoulli.
+        k = snap.ready_agents - snap.calls_waiting
+        still_busy: list[float] = []  # P(agent still busy at the horizon), uncertain ones only
+        for q in model.p_free(snap.busy_agents, snap.wrapping_agents, horizon):
+            if q >= 1.0 - _SURE:
+                k += 1
+            elif q > _SURE:
+                k += 1
+                still_busy.append(1.0 - q)
+        if k <= 0:
+            return _clamp(floor, snap)
+        if k <= self.exact_limit:
+            extra = self._exact(k, p, snap.calls_ringing, still_busy, cap, theta)
+        else:
+            extra = self._approx(k, p, snap.calls_ringing, still_busy, cap, theta)
+        self.last_theta = theta
+        return _clamp(max(floor, extra), snap)
+
+    def _exact(self, k: int, p: float, ringing: int, still_busy: list[float], cap: int,
+               theta: float) -> int:
+        """Largest n <= cap keeping the cohort's expected abandon rate <= theta, with Y's pmf
+        kept exactly: pmf[y] = P(Y = y) for y < k, pmf[k] = P(Y >= k) (the slot absorbs)."""
+        pmf = [0.0] * (k + 1)
+        pmf[0] = 1.0
+        top = 0  # highest index holding mass
+
+        def add(r: float) -> None:  # Y += Bernoulli(r), in place, highest index first
+            nonlocal top
+            s = 1.0 - r
+            hi = top + 1
+            if hi >= k:
+                pmf[k] += pmf[k - 1] * r
+                hi = k - 1
+            for y in range(hi, 0, -1):
+                pmf[y] = pmf[y] * s + pmf[y - 1] * r
+            pmf[0] *= s
+            if top < k:
+                top += 1
+
+        for r in still_busy:
+            add(r)
+        overflow = 0.0  # expected abandoned humans among the ringing and new calls
+        for _ in range(ringing):
+            overflow += p * pmf[k]
+            add(p)
+        n = 0
+        while n < cap:
+            step = p * pmf[k]
+            if overflow + step > theta * (ringing + n + 1) * p:
+                break
+            overflow += step
+            add(p)
+            n += 1
+        self.last_risk = pmf[k]
+        return n
+
+    def _approx(self, k: int, p: float, ringing: int, still_busy: list[float], cap: int,
+                theta: float) -> int:
+        """As `_exact`, with E[(Y − k)⁺] from Y's first three cumulants (`_overflow`)."""
+        mu0 = var0 = k30 = 0.0
+        for r in still_busy:
+            v = r * (1.0 - r)
+            mu0 += r
+            var0 += v
+            k30 += v * (1.0 - 2.0 * r)
+        base = _overflow(mu0, var0, k30, k)  # the waiting humans' share, not the calls'
+        pq = p * (1.0 - p)
+        k3p = pq * (1.0 - 2.0 * p)
+
+        def fits(n: int) -> bool:
+            m = ringing + n
+            return _overflow(mu0 + m * p, var0 + m * pq, k30 + m * k3p, k) - base <= theta * m * p
+
+        if not fits(0):
+            return 0
+        lo, hi = 0, 1  # gallop then bisect; invariant: fits(lo), and hi > cap or not fits(hi)
+        while hi <= cap and fits(hi):
+            lo, hi = hi, hi * 2
+        hi = min(hi, cap + 1)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if fits(mid):
+                lo = mid
+            else:
+                hi = mid
+        m = ringing + lo
+        var = var0 + m * pq
+        if var > 0.0:  # P(Y >= k) = P(Y > k - 1), Edgeworth-corrected as in `_overflow`
+            x = (k - 0.5 - mu0 - m * p) / math.sqrt(var)
+            gamma = (k30 + m * k3p) / (var * math.sqrt(var))
+            phi = _INV_SQRT_2PI * math.exp(-0.5 * x * x)
+            tail = 0.5 * math.erfc(x / _SQRT2) + gamma * (1.0 - x * x) * phi / 6.0
+            self.last_risk = min(1.0, max(0.0, tail))
+        return lo
+
+
+# --- calls per second -----------------------------------------------------------------------
+
+_EPS = 1e-9  # tolerance for float drift in the token count
+
+
+class RateLimiter:
+    """Token bucket: `cps` tokens per second, at most `burst` stored; one call per token.
+
+    Over any window of length t it lets at most ``burst + cps × t`` calls through; with the
+    default burst of 1, consecutive calls are at least 1/cps apart."""
+
+    __slots__ = ("_last", "_tokens", "burst", "cps")
+
+    def __init__(self, cps: float, burst: float = 1.0) -> None:
+        if not cps > 0 or math.isinf(cps):
+            raise ValueError(f"cps must be a positive number, not {cps!r}")
+        if not burst >= 1:
+            raise ValueError(f"burst must be >= 1, not {burst!r}")
+        self.cps = cps
+        self.burst = burst
+        self._tokens = burst
+        self._last: float | None = None
+
+    def _refill(self, now: float) -> None:
+        if self._last is None:
+            self._last = now
+        elif now > self._last:
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.cps)
+            self._last = now
+
+    def allow(self, now: float, wanted: int) -> int:
+        """How many of `wanted` calls may start at `now` (they are taken from the bucket)."""
+        self._refill(now)
+        if wanted <= 0:
+            return 0
+        n = min(wanted, int(self._tokens + _EPS))
+        self._tokens = max(0.0, self._tokens - n)
+        return n
+
+    def ready_at(self, now: float) -> float:
+        """When the next call may start: `now` if a token is there, else when one will be (for a
+        timer, instead of polling)."""
+        self._refill(now)
+        if self._tokens + _EPS >= 1.0:
+            return now
+        assert self._last is not None
+        return self._last + (1.0 - self._tokens) / self.cps
+
+
+def make_pacer(mode: DialMode, *, power_ratio: float, abandon_target: float,
+               agentless_max_in_flight: int | None = None) -> Pacer:
+    match mode:
+        case DialMode.PREVIEW:
+            return PreviewPacer()
+        case DialMode.PROGRESSIVE:
+            return ProgressivePacer()
+        case DialMode.POWER:
+            return PowerPacer(power_ratio)
+        case DialMode.PREDICTIVE:
+            return PredictivePacer(abandon_target)
+        case DialMode.AGENTLESS:
+            return AgentlessPacer(agentless_max_in_flight)
+        case _:
+            assert_never(mode)

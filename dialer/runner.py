@@ -1,0 +1,473 @@
+"""The asyncio runtime of campaigns: ARI events in, the core's commands out.
+
+`Dialer` owns one `CampaignRunner` per running campaign and routes every ARI item to the runner
+that owns the channel (by the ids it chose). The ARI listener only translates and enqueues; each
+runner's task takes its inbox in order, asks the core (`CampaignEngine.handle`) what to do, and
+carries the commands out against ARI and the store. Commands of one call run in order; calls
+run concurrently (originates are their own tasks).
+
+Ids: customer channel = attempt id = `c-<campaign>-<random>`; an agent's phone channel is
+`agent-<agent>-<random>` and their bridge `agentbr-<agent>`. Everything the runtime needs to
+resume after a restart is in the store (in-flight attempts, campaign status) or in Asterisk
+(channels, bridges).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import replace
+from typing import Any
+
+from dialer.ari import (
+    Ari,
+    AriItem,
+    ChannelDestroyed,
+    ChannelDtmfReceived,
+    ChannelEnteredBridge,
+    PlaybackFinished,
+    StasisStart,
+    StreamReady,
+)
+from dialer.ari.outcome import ChannelOutcome
+from dialer.core.agent import AgentState
+from dialer.core.campaign import (
+    AbandonStats,
+    AddDnc,
+    AgentLogin,
+    AgentPhoneAnswered,
+    AgentPhoneGone,
+    AmdDone,
+    ApplyDisposition,
+    CallAgentPhone,
+    CallAnswered,
+    CallBridged,
+    CallEnded,
+    CampaignEngine,
+    CancelTimer,
+    ClaimLeads,
+    Command,
+    ConnectAgent,
+    DigitPressed,
+    Event,
+    Hangup,
+    HangupAgentPhone,
+    LeadsAvailable,
+    LeadsClaimed,
+    LeaveMessage,
+    Originate,
+    PlaybackDone,
+    PlaySafeHarbor,
+    RunAgentless,
+    RunAmd,
+    SaveAgent,
+    SaveAttempt,
+    SaveLead,
+    SetRunning,
+    StartTimer,
+    Tick,
+    TimerFired,
+    with_disposition,
+)
+from dialer.core.model import AttemptResult, CampaignSpec, Lead
+from dialer.core.outcome import DialOutcome
+from dialer.core.retry import after_attempt
+from dialer.errors import AriError, DialerError
+from dialer.store.base import Store
+
+log = logging.getLogger(__name__)
+
+TICK = 0.25  # pacing tick (s)
+LEADS_REFRESH = 2.0  # how often the dialable-lead count is re-read (s)
+STATS_REFRESH = 30.0  # how often the abandon window is re-read (s)
+WINDOW_30_DAYS = 30 * 86400.0
+UK_DAY = 86400.0
+
+
+def agent_bridge(agent_id: str) -> str:
+    return f"agentbr-{agent_id}"
+
+
+class CampaignRunner:
+    def __init__(self, spec: CampaignSpec, ari: Ari, store: Store,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.spec = spec
+        self.ari = ari
+        self.store = store
+        self.clock = clock
+        self.engine = CampaignEngine(spec)
+        self.inbox: asyncio.Queue[Event] = asyncio.Queue()
+        self.timers: dict[str, asyncio.TimerHandle] = {}
+        self.outcomes: dict[str, ChannelOutcome] = {}  # customer channel -> what ARI said
+        self.agent_channels: dict[str, str] = {}  # agent id -> phone channel id
+        self.playbacks: dict[str, str] = {}  # playback id -> call id
+        self.connect_started: dict[str, float] = {}  # call id -> perf_counter at ConnectAgent
+        self.connect_latencies: list[float] = []
+        self.ticks = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._main: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------------ lifecycle
+    async def start(self, running: bool) -> None:
+        await self._recover()
+        await self._refresh_stats()
+        self.inbox.put_nowait(SetRunning(self.clock(), running))
+        self._main = asyncio.create_task(self._run(), name=f"campaign-{self.spec.id}")
+        self._ticker = asyncio.create_task(self._tick(), name=f"pacing-{self.spec.id}")
+
+    async def stop(self) -> None:
+        for task in (self._ticker, self._main, *self._tasks):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        for handle in self.timers.values():
+            handle.cancel()
+        self.timers.clear()
+
+    def post(self, event: Event) -> None:
+        self.inbox.put_nowait(event)
+
+    async def _tick(self) -> None:
+        last_leads = last_stats = 0.0
+        while True:
+            now = self.clock()
+            if now - last_leads >= LEADS_REFRESH:
+                last_leads = now
+                with contextlib.suppress(DialerError):
+                    self.post(LeadsAvailable(now, await self.store.dialable_count(self.spec.id, now)))
+            if now - last_stats >= STATS_REFRESH:
+                last_stats = now
+                with contextlib.suppress(DialerError):
+                    await self._refresh_stats()
+            if self.ari.ready:
+                self.post(Tick(now))
+                self.ticks += 1
+            await asyncio.sleep(TICK)
+
+    async def _refresh_stats(self) -> None:
+        now = self.clock()
+        since = now - (UK_DAY if self.spec.uk_mode else WINDOW_30_DAYS)
+        if self.spec.uk_mode:
+            since = now - (now % UK_DAY)  # calendar day (UTC) in UK mode
+        abandoned, humans = await self.store.abandon_stats(self.spec.id, since)
+        self.post(AbandonStats(now, abandoned, humans))
+
+    async def _run(self) -> None:
+        while True:
+            event = await self.inbox.get()
+            try:
+                commands = self.engine.handle(event)
+            except DialerError as exc:
+                log.warning("campaign %s: %s", self.spec.id, exc)
+                continue
+            for command in commands:
+                try:
+                    await self._execute(command)
+                except (AriError, DialerError) as exc:
+                    log.warning("campaign %s: %s failed: %s", self.spec.id,
+                                type(command).__name__, exc)
+                    self._command_failed(command)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _command_failed(self, command: Command) -> None:
+        now = self.clock()
+        match command:
+            case ConnectAgent(call_id=cid):
+                # The customer could not be added to the bridge: hang up rather than leave
+                # them in silence (counted through the normal end of the call).
+                self._spawn(self.ari.rest.hangup(cid))
+            case Originate(call_id=cid):
+                self.post(CallEnded(now, cid, DialOutcome.FAILED, None))
+            case CallAgentPhone(agent_id=aid):
+                self.post(AgentPhoneGone(now, aid))
+
+    # -------------------------------------------------------------------------- commands
+    async def _execute(self, command: Command) -> None:
+        ari, store, spec = self.ari, self.store, self.spec
+        match command:
+            case ClaimLeads(count=count):
+                self._spawn(self._claim(count))
+            case Originate(call_id=cid, endpoint=endpoint, caller_id=caller_id,
+                           ring_timeout=ring):
+                self.outcomes[cid] = ChannelOutcome(cid)
+                local = endpoint.startswith("Local/")
+                self._spawn(self._originate(cid, endpoint, caller_id, ring, local))
+            case RunAmd(call_id=cid):
+                await ari.rest.continue_in_dialplan(cid, "dialer-amd", "run", 1)
+            case ConnectAgent(call_id=cid, agent_id=aid):
+                self.connect_started[cid] = time.perf_counter()
+                await ari.rest.add_channel(agent_bridge(aid), cid)
+            case PlaySafeHarbor(call_id=cid):
+                pid = f"sh-{cid}"
+                self.playbacks[pid] = cid
+                await ari.rest.play(cid, self._safe_harbor_media(), playback_id=pid)
+            case LeaveMessage(call_id=cid):
+                pid = f"msg-{cid}"
+                self.playbacks[pid] = cid
+                await ari.rest.play(cid, ["sound:silence/1", "sound:vm-goodbye"], playback_id=pid)
+            case RunAgentless(call_id=cid):
+                # Minimal built-in outbound flow until the IVR issue lands: a message, then end.
+                pid = f"msg-{cid}"
+                self.playbacks[pid] = cid
+                await ari.rest.play(cid, ["sound:hello-world", "sound:vm-goodbye"], playback_id=pid)
+            case Hangup(call_id=cid):
+                await ari.rest.hangup(cid)
+            case StartTimer(key=key, at=at):
+                self._start_timer(key, at)
+            case CancelTimer(key=key):
+                handle = self.timers.pop(key, None)
+                if handle is not None:
+                    handle.cancel()
+            case SaveAttempt(attempt=attempt):
+                await store.save_attempt(attempt)  # also counts it into the abandon window
+            case SaveLead(lead=lead):
+                await store.finish_lead(lead)
+            case AddDnc(number=number, campaign_id=campaign_id):
+                await store.dnc_add(number, campaign_id)
+            case CallAgentPhone(agent_id=aid):
+                self._spawn(self._call_agent(aid))
+            case HangupAgentPhone(agent_id=aid):
+                channel = self.agent_channels.pop(aid, None)
+                if channel is not None:
+                    await ari.rest.hangup(channel)
+                await ari.rest.destroy_bridge(agent_bridge(aid))
+            case SaveAgent(agent=agent):
+                await store.save_agent(agent.id, {
+                    "state": agent.state.value, "since": repr(agent.since),
+                    "campaign": spec.id, "call": agent.call_id or "",
+                    "pause_reason": agent.pause_reason or ""})
+            case ApplyDisposition(attempt_id=aid_, disposition=disp, callback_at=cb):
+                await self._apply_disposition(aid_, disp, cb)
+
+    def _safe_harbor_media(self) -> list[str]:
+        # Seller name and callback number, then the opt-out instruction. Until prompts are
+        # rendered per campaign (IVR issue), stock prompts stand in, followed by the digits.
+        digits = [f"digits:{d}" for d in self.spec.safe_harbor.callback_number if d.isdigit()]
+        return ["sound:silence/1", "sound:agent-unavail", *digits[:15], "sound:vm-goodbye"]
+
+    def _start_timer(self, key: str, at: float) -> None:
+        old = self.timers.pop(key, None)
+        if old is not None:
+            old.cancel()
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            self.timers.pop(key, None)
+            self.post(TimerFired(self.clock(), key))
+
+        self.timers[key] = loop.call_later(max(0.0, at - self.clock()), fire)
+
+    async def _claim(self, count: int) -> None:
+        now = self.clock()
+        claimed: list[tuple[Lead, bool, str]] = []
+        try:
+            for _ in range(count):
+                call_id = f"c-{self.spec.id}-{uuid.uuid4().hex[:12]}"
+                lead = await self.store.claim_lead(self.spec.id, now, call_id)
+                if lead is None:
+                    break
+                on_dnc = await self.store.dnc_contains(lead.phone, self.spec.id)
+                claimed.append((lead, on_dnc, call_id))
+        finally:
+            self.post(LeadsClaimed(now, count, tuple(claimed)))
+
+    async def _originate(self, cid: str, endpoint: str, caller_id: str, ring: float,
+                         local: bool) -> None:
+        try:
+            await self.ari.originate(endpoint, channel_id=cid, ring_timeout=ring,
+                                     caller_id=caller_id, formats="ulaw" if local else None,
+                                     variables={"DIALER_CAMPAIGN": self.spec.id})
+        except (AriError, DialerError) as exc:
+            log.warning("call %s: originate failed: %s", cid, exc)
+            self.outcomes.pop(cid, None)
+            self.post(CallEnded(self.clock(), cid, DialOutcome.FAILED, None))
+
+    async def _call_agent(self, aid: str) -> None:
+        channel = f"agent-{aid}-{uuid.uuid4().hex[:8]}"
+        self.agent_channels[aid] = channel
+        up = self.ari.expect(StasisStart, lambda e: e.channel.id == channel)
+        gone = self.ari.expect(ChannelDestroyed, lambda e: e.channel.id == channel)
+        try:
+            await self.ari.originate(f"PJSIP/{aid}", channel_id=channel, ring_timeout=30,
+                                     caller_id=f"Dialer <{self.spec.id}>")
+            waits: set[asyncio.Future[Any]] = {up, gone}
+            done, _ = await asyncio.wait(waits, timeout=40,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if up not in done:
+                raise DialerError(f"agent {aid}: phone did not answer")
+            await self.ari.rest.destroy_bridge(agent_bridge(aid))
+            await self.ari.rest.create_bridge(agent_bridge(aid), name=f"agent {aid}")
+            await self.ari.rest.add_channel(agent_bridge(aid), channel)
+            self.post(AgentPhoneAnswered(self.clock(), aid))
+        except (AriError, DialerError) as exc:
+            log.warning("agent %s: login call failed: %s", aid, exc)
+            self.agent_channels.pop(aid, None)
+            await self.ari.rest.hangup(channel)
+            self.post(AgentPhoneGone(self.clock(), aid))
+        finally:
+            for fut in (up, gone):
+                fut.cancel()
+
+    async def _apply_disposition(self, attempt_id: str, disposition: str,
+                                 callback_at: float | None) -> None:
+        attempt = await self.store.get_attempt(attempt_id)
+        if attempt is None:
+            return
+        await self.store.save_attempt(replace(attempt, disposition=disposition))
+        lead = await self.store.get_lead(attempt.lead_id)
+        if lead is None:
+            return
+        if disposition == "dnc":
+            await self.store.dnc_add(lead.phone, self.spec.id)
+        updated = with_disposition(lead, disposition, callback_at)
+        if updated != lead:
+            await self.store.finish_lead(updated)
+
+    # ---------------------------------------------------------------------- ARI events in
+    def on_ari(self, item: AriItem) -> None:
+        """Translate one ARI item about our channels into core events (never blocks)."""
+        now = self.clock()
+        match item:
+            case StasisStart(channel=ch, args=args) if ch.id in self.outcomes:
+                self.outcomes[ch.id].feed(item)
+                if args and args[0] == "amd-continue":
+                    status = args[1] if len(args) > 1 else "NOTSURE"
+                    self.post(AmdDone(now, ch.id, status, args[2] if len(args) > 2 else ""))
+                else:
+                    self.post(CallAnswered(now, ch.id))
+            case ChannelEnteredBridge(channel=ch) if ch.id in self.outcomes:
+                started = self.connect_started.pop(ch.id, None)
+                if started is not None:
+                    self.connect_latencies.append(time.perf_counter() - started)
+                self.post(CallBridged(now, ch.id))
+            case ChannelDtmfReceived(channel=ch, digit=digit) if ch.id in self.outcomes:
+                self.post(DigitPressed(now, ch.id, digit))
+            case PlaybackFinished(playback=pb) if pb.id in self.playbacks:
+                self.post(PlaybackDone(now, self.playbacks.pop(pb.id)))
+            case ChannelDestroyed(channel=ch) if ch.id in self.outcomes:
+                tracker = self.outcomes.pop(ch.id)
+                tracker.feed(item)
+                self.connect_started.pop(ch.id, None)
+                self.post(CallEnded(now, ch.id, tracker.outcome, tracker.cause))
+            case ChannelDestroyed(channel=ch) if ch.id in self.agent_channels.values():
+                aid = next(a for a, c in self.agent_channels.items() if c == ch.id)
+                del self.agent_channels[aid]
+                self.post(AgentPhoneGone(now, aid))
+            case _:
+                if hasattr(item, "peer") or hasattr(item, "channel"):
+                    channel = getattr(item, "peer", None) or getattr(item, "channel", None)
+                    cid = getattr(channel, "id", None)
+                    if cid in self.outcomes:
+                        self.outcomes[cid].feed(item)
+
+    def owns(self, channel_id: str) -> bool:
+        return channel_id in self.outcomes or channel_id in self.agent_channels.values()
+
+    # --------------------------------------------------------------------------- recovery
+    async def _recover(self) -> None:
+        """After a restart: close every attempt left in flight, record it, free its lead."""
+        now = self.clock()
+        live = {c.id for c in await self.ari.rest.list_channels()}
+        for attempt in await self.store.in_flight_attempts(self.spec.id):
+            if attempt.id in live:
+                await self.ari.rest.hangup(attempt.id)
+            if attempt.connected_at is not None:
+                result = AttemptResult.TALKED
+            elif attempt.amd_done_at is not None or attempt.answered_at is not None:
+                result = AttemptResult.HUNG_UP_EARLY
+            else:
+                result = AttemptResult.FAILED
+            await self.store.save_attempt(replace(attempt, ended_at=now, result=result))
+            lead = await self.store.get_lead(attempt.lead_id)
+            if lead is not None:
+                await self.store.finish_lead(after_attempt(
+                    lead, result, now=now, rules=self.spec.retry, uk_mode=self.spec.uk_mode))
+            log.warning("campaign %s: closed attempt %s left by a previous run (%s)",
+                        self.spec.id, attempt.id, result.value)
+        for agent_id in await self.store.list_agents():
+            data = await self.store.get_agent(agent_id)
+            if data and data.get("campaign") == self.spec.id \
+                    and data.get("state") != AgentState.LOGGED_OUT.value:
+                # Their phone leg died with the old process's bridge ownership: log them out;
+                # they log in again (the phone rings once).
+                for channel in live:
+                    if channel.startswith(f"agent-{agent_id}-"):
+                        await self.ari.rest.hangup(channel)
+                await self.ari.rest.destroy_bridge(agent_bridge(agent_id))
+                await self.store.save_agent(agent_id, {**data, "state": "LOGGED_OUT"})
+
+
+class Dialer:
+    """All running campaigns of this process, and the routing of ARI items to them."""
+
+    def __init__(self, ari: Ari, store: Store, clock: Callable[[], float] = time.time) -> None:
+        self.ari = ari
+        self.store = store
+        self.clock = clock
+        self.runners: dict[str, CampaignRunner] = {}
+        self._unlisten = ari.listen(self._route)
+
+    def _route(self, item: AriItem) -> None:
+        if isinstance(item, StreamReady):
+            return
+        for runner in self.runners.values():
+            runner.on_ari(item)
+
+    def runner_for_agent(self, agent_id: str) -> CampaignRunner | None:
+        for runner in self.runners.values():
+            if agent_id in runner.engine.agents:
+                return runner
+        return None
+
+    async def start_campaign(self, campaign_id: str) -> CampaignRunner:
+        spec = await self.store.get_campaign(campaign_id)
+        if spec is None:
+            raise DialerError(f"unknown campaign '{campaign_id}'")
+        runner = self.runners.get(campaign_id)
+        if runner is None:
+            runner = CampaignRunner(spec, self.ari, self.store, self.clock)
+            self.runners[campaign_id] = runner
+            await runner.start(running=True)
+        else:
+            runner.post(SetRunning(self.clock(), True))
+        await self.store.set_campaign_status(campaign_id, "running")
+        return runner
+
+    async def pause_campaign(self, campaign_id: str) -> None:
+        runner = self.runners.get(campaign_id)
+        if runner is None:
+            raise DialerError(f"campaign '{campaign_id}' is not running")
+        runner.post(SetRunning(self.clock(), False))
+        await self.store.set_campaign_status(campaign_id, "paused")
+
+    async def resume_all(self) -> list[str]:
+        """At start-up: resume the campaigns that were running before a restart."""
+        resumed = []
+        for campaign_id in await self.store.running_campaigns():
+            await self.start_campaign(campaign_id)
+            resumed.append(campaign_id)
+        return resumed
+
+    def login_agent(self, campaign_id: str, agent_id: str) -> None:
+        runner = self.runners.get(campaign_id)
+        if runner is None:
+            raise DialerError(f"campaign '{campaign_id}' is not running")
+        other = self.runner_for_agent(agent_id)
+        if other is not None:
+            raise DialerError(f"agent {agent_id} is already logged in to {other.spec.id}")
+        runner.post(AgentLogin(self.clock(), agent_id))
+
+    async def close(self) -> None:
+        self._unlisten()
+        for runner in self.runners.values():
+            await runner.stop()

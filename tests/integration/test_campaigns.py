@@ -1,0 +1,214 @@
+"""Predictive outbound campaigns end to end on the real testbed: the server in-process, the
+HTTP API, Asterisk dialing Local customers (simcust-pstn: the number picks the behaviour) and
+sipp playing the agents' phones. Every wait has a generous deadline; nothing sleeps blindly."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+import aiohttp
+import pytest
+
+from dialer.config import Config, RedisConfig, ServerConfig
+from dialer.server import Server
+from dialer.testbed import Testbed
+
+pytestmark = pytest.mark.testbed
+
+DEADLINE = 45.0
+DB_URL = "redis://127.0.0.1:16379/7"  # a database of its own, flushed per test
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], what: str,
+                     deadline: float = DEADLINE) -> Any:
+    """Wait until `check()` returns something truthy (a condition, not a fixed sleep)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    while True:
+        value = await check()
+        if value:
+            return value
+        if loop.time() > end:
+            raise AssertionError(f"timed out after {deadline} s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+class Client:
+    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
+        self.session, self.base = session, base
+
+    async def call(self, method: str, path: str, expect: int | None = None,
+                   **kw: Any) -> Any:
+        async with self.session.request(method, self.base + path, **kw) as resp:
+            body = await resp.json()
+            if expect is not None:
+                assert resp.status == expect, (resp.status, body)
+            return body
+
+    async def lead(self, lead_id: str) -> Any:
+        return await self.call("GET", f"/leads/{lead_id}", 200)
+
+    async def attempts(self, lead_id: str) -> list[dict[str, Any]]:
+        return list((await self.call("GET", f"/leads/{lead_id}/attempts", 200))["attempts"])
+
+    async def ended_attempt(self, lead_id: str, count: int = 1) -> dict[str, Any]:
+        async def done() -> Any:
+            attempts = await self.attempts(lead_id)
+            ended = [a for a in attempts if a["ended_at"] is not None]
+            return ended[count - 1] if len(ended) >= count else None
+        return dict(await eventually(done, f"attempt {count} of {lead_id} to end"))
+
+    async def agent_state(self, agent: str, state: str) -> None:
+        async def check() -> bool:
+            async with self.session.get(f"{self.base}/agents/{agent}") as resp:
+                return resp.status == 200 and (await resp.json()).get("state") == state
+        await eventually(check, f"agent {agent} {state}")
+
+
+@pytest.fixture
+async def server(testbed: Testbed, config: Config) -> AsyncIterator[Server]:
+    import redis.asyncio as aioredis
+    flush = aioredis.from_url(DB_URL)
+    await flush.flushdb()
+    await flush.aclose()
+    cfg = replace(config, redis=RedisConfig(DB_URL), server=ServerConfig("127.0.0.1", 18091),
+                  ari=replace(config.ari, app="dialer-it"))
+    async with Server(cfg) as srv:
+        yield srv
+        for channel in await srv.ari.rest.list_channels():
+            await srv.ari.rest.hangup(channel.id)
+
+
+@pytest.fixture
+async def api(server: Server) -> AsyncIterator[Client]:
+    async with aiohttp.ClientSession() as session:
+        yield Client(session, server.url)
+
+
+def campaign(cid: str = "it", **kw: Any) -> dict[str, Any]:
+    return {
+        "id": cid, "name": "Integration", "dial_mode": "progressive",
+        "trunk": "Local/{number}@simcust-pstn", "caller_id": "Acme <+15550100>",
+        "safe_harbor": {"seller": "Acme", "callback_number": "+15550100", "optout_key": "9"},
+        "window": {"start": "00:00", "end": "23:59"}, "wrapup": 1, "ring_timeout": 15,
+        "retry": {"busy": 600, "no_answer": 900, "max_attempts": 3}, **kw,
+    }
+
+
+async def setup(api: Client, numbers: list[str], agents: list[str], **kw: Any) -> None:
+    await api.call("POST", "/campaigns", 201, json=campaign(**kw))
+    csv = "phone,first_name\n" + "".join(f"{n},Pat{i}\n" for i, n in enumerate(numbers))
+    report = await api.call("POST", "/campaigns/it/leads", 200, data=csv,
+                            headers={"Content-Type": "text/csv"})
+    assert report["added"] == len(numbers), report
+    await api.call("POST", "/campaigns/it/start", 200)
+    for agent in agents:
+        await api.call("POST", f"/agents/{agent}/login", 202, json={"campaign": "it"})
+        await api.agent_state(agent, "READY")
+
+
+async def test_answered_call_reaches_the_agent_and_takes_the_disposition(api: Client) -> None:
+    await setup(api, ["+12125550001"], ["agent-1001"])
+    attempt = await api.ended_attempt("it:+12125550001")
+    assert attempt["result"] == "talked"
+    assert attempt["agent_id"] == "agent-1001"
+    assert attempt["connected_at"] - attempt["answered_at"] < 2.0
+    await api.call("POST", "/agents/agent-1001/disposition", 202, json={"disposition": "sale"})
+
+    async def disposed() -> bool:
+        return bool((await api.attempts("it:+12125550001"))[0]["disposition"] == "sale")
+    await eventually(disposed, "disposition recorded")
+    assert (await api.lead("it:+12125550001"))["state"] == "done"
+    await api.agent_state("agent-1001", "READY")
+
+
+async def test_busy_no_answer_reject_and_unallocated_end_with_their_outcomes(api: Client) -> None:
+    numbers = {"+12125551001": ("busy", 17, "ready"), "+12125552001": ("no_answer", None, "ready"),
+               "+12125553001": ("rejected", 21, "done"),  # a declined call is not retried
+               "+12125554001": ("unallocated", 1, "done")}
+    await setup(api, list(numbers), ["agent-1001", "agent-1002", "agent-1003", "agent-1004"])
+    for number, (result, cause, lead_state) in numbers.items():
+        attempt = await api.ended_attempt(f"it:{number}")
+        assert attempt["result"] == result, attempt
+        if cause is not None:
+            assert attempt["cause"] == cause, attempt
+        lead = await api.lead(f"it:{number}")
+        assert lead["state"] == lead_state, lead
+        assert lead["attempts"] == 1
+    busy = await api.lead("it:+12125551001")
+    assert busy["next_at"] - (await api.ended_attempt("it:+12125551001"))["ended_at"] == \
+        pytest.approx(600, abs=1)
+
+
+async def test_with_no_agent_free_the_caller_hears_safe_harbor_and_can_opt_out(
+    api: Client, server: Server
+) -> None:
+    # The one agent is busy with a first call (a long talker); a pacer that overdials places
+    # a second call, whose callee presses 9 during the safe-harbor message.
+    await setup(api, ["+12125558001"], ["agent-1001"], dial_mode="predictive")
+    first = await eventually(lambda: _connected(api, "it:+12125558001"), "first call connected")
+    assert first["agent_id"] == "agent-1001"
+    await api.call("POST", "/campaigns/it/leads", 200, data="phone\n+12125557001\n",
+                   headers={"Content-Type": "text/csv"})
+    runner = server.dialer.runners["it"] if server.dialer else None
+    assert runner is not None
+    # Force a second call while the only agent talks: what a predictive overdial does.
+    runner.engine.pacer = _Always(1)
+    attempt = await api.ended_attempt("it:+12125557001")
+    assert attempt["result"] == "abandoned", attempt
+    assert attempt["agent_id"] is None
+    lead = await api.lead("it:+12125557001")
+    assert lead["state"] == "dnc"
+    dnc = await api.call("GET", "/dnc/+12125557001?campaign=it", 200)
+    assert dnc["dnc"] is True
+    stats = await api.call("GET", "/campaigns/it", 200)
+    assert stats["live"]["abandoned"] == 1
+
+
+async def _connected(api: Client, lead_id: str) -> dict[str, Any] | None:
+    attempts = await api.attempts(lead_id)
+    return attempts[0] if attempts and attempts[0]["connected_at"] else None
+
+
+class _Always:
+    """A pacer that always wants `n` calls (to provoke an abandoned call on purpose)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def decide(self, snap: Any) -> int:
+        return self.n if snap.calls_ringing == 0 else 0
+
+    def observe_dial(self, ring_seconds: float, answered: bool,
+                     originated_at: float | None = None) -> None: ...
+    def observe_human(self, answered_human: bool) -> None: ...
+    def observe_talk(self, seconds: float) -> None: ...
+    def observe_wrap(self, seconds: float) -> None: ...
+    def observe_abandon(self) -> None: ...
+
+
+async def test_zero_ready_agents_means_zero_originates(api: Client, server: Server) -> None:
+    for mode in ("progressive", "predictive"):
+        cid = f"zero-{mode}"
+        body = campaign(cid, dial_mode=mode)
+        await api.call("POST", "/campaigns", 201, json=body)
+        await api.call("POST", f"/campaigns/{cid}/leads", 200, data="phone\n+12125550002\n",
+                       headers={"Content-Type": "text/csv"})
+        await api.call("POST", f"/campaigns/{cid}/start", 200)
+    # Let the pacer tick many times, then check nothing was dialed.
+    runner = server.dialer.runners["zero-predictive"] if server.dialer else None
+    assert runner is not None
+    start = runner.ticks
+
+    async def ticked() -> bool:
+        return runner.ticks - start >= 20 and runner.engine.leads_available > 0
+    await eventually(ticked, "20 pacing ticks with dialable leads")
+    channels = await server.ari.rest.list_channels()
+    assert channels == []
+    for mode in ("progressive", "predictive"):
+        lead = await api.lead(f"zero-{mode}:+12125550002")
+        assert lead["attempts"] == 0
+        assert lead["state"] == "ready"

@@ -1,0 +1,222 @@
+"""Scenario tests of the campaign core: events in, commands out. No asyncio, no mocks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from dialer.core.agent import AgentState
+from dialer.core.campaign import (
+    AddDnc,
+    AgentLogin,
+    AgentPhoneAnswered,
+    AmdDone,
+    ApplyDisposition,
+    CallAnswered,
+    CallBridged,
+    CallEnded,
+    CampaignEngine,
+    ClaimLeads,
+    Command,
+    ConnectAgent,
+    DigitPressed,
+    Disposition,
+    Hangup,
+    LeadsAvailable,
+    LeadsClaimed,
+    LeaveMessage,
+    Originate,
+    PlaybackDone,
+    PlaySafeHarbor,
+    RunAmd,
+    SaveAttempt,
+    SaveLead,
+    SetRunning,
+    StartTimer,
+    Tick,
+    TimerFired,
+)
+from dialer.core.model import (
+    AmdMode,
+    AttemptResult,
+    CampaignSpec,
+    DialMode,
+    Lead,
+    LeadState,
+    SafeHarbor,
+)
+from dialer.core.outcome import DialOutcome
+
+C = TypeVar("C")
+
+# 2026-11-24 15:00 UTC = 10:00 in New York: inside the calling window.
+NOON = datetime(2026, 11, 24, 15, 0, tzinfo=UTC).timestamp()
+NIGHT = datetime(2026, 11, 25, 4, 0, tzinfo=UTC).timestamp()  # 23:00 in New York
+
+
+def spec(mode: DialMode = DialMode.PROGRESSIVE, **kw: object) -> CampaignSpec:
+    return CampaignSpec(
+        id="camp", name="Camp", dial_mode=mode, trunk="PJSIP/{number}@carrier",
+        caller_id="Acme <+15550100>",
+        safe_harbor=SafeHarbor(seller="Acme", callback_number="+15550100"),
+        max_cps=100, **kw,  # type: ignore[arg-type]
+    )
+
+
+def lead(n: int = 1) -> Lead:
+    return Lead(id=f"L{n}", campaign_id="camp", phone=f"+1212555{n:04d}",
+                timezones=("America/New_York",), state=LeadState.IN_PROGRESS)
+
+
+def of(kind: type[C], commands: list[Command]) -> list[C]:
+    return [c for c in commands if isinstance(c, kind)]
+
+
+def running(engine: CampaignEngine, agents: int = 0, leads: int = 100) -> CampaignEngine:
+    engine.handle(SetRunning(NOON, True))
+    engine.handle(LeadsAvailable(NOON, leads))
+    for i in range(agents):
+        engine.handle(AgentLogin(NOON, f"agent-{i}"))
+        engine.handle(AgentPhoneAnswered(NOON, f"agent-{i}"))
+    return engine
+
+
+def dial_one(engine: CampaignEngine, n: int = 1, at: float = NOON) -> str:
+    out = engine.handle(LeadsClaimed(at, 1, ((lead(n), False, f"call-{n}"),)))
+    assert of(Originate, out)
+    return f"call-{n}"
+
+
+def test_given_no_ready_agent_when_the_pacer_ticks_then_nothing_is_dialed() -> None:
+    for mode in (DialMode.PROGRESSIVE, DialMode.PREDICTIVE, DialMode.POWER):
+        engine = running(CampaignEngine(spec(mode)))
+        assert engine.handle(Tick(NOON + 1)) == []
+
+
+def test_given_a_ready_agent_progressive_claims_one_lead_and_originates_on_the_trunk() -> None:
+    engine = running(CampaignEngine(spec()), agents=1)
+    assert of(ClaimLeads, engine.handle(Tick(NOON + 1))) == [ClaimLeads(1)]
+    assert engine.handle(Tick(NOON + 1.1)) == []  # the claim is pending: no double dial
+    out = engine.handle(LeadsClaimed(NOON + 1.2, 1, ((lead(), False, "call-1"),)))
+    (originate,) = of(Originate, out)
+    assert originate.endpoint == "PJSIP/+12125550001@carrier"
+    assert originate.ring_timeout >= 15
+    assert of(SaveAttempt, out)[0].attempt.originated_at == NOON + 1.2
+
+
+def test_an_answered_human_goes_to_the_longest_ready_agent_then_wraps_up() -> None:
+    engine = running(CampaignEngine(spec()), agents=2)
+    cid = dial_one(engine)
+    out = engine.handle(CallAnswered(NOON + 5, cid))
+    (connect,) = of(ConnectAgent, out)
+    assert connect.agent_id == "agent-0"
+    assert engine.agents["agent-0"].state is AgentState.RESERVED
+    engine.handle(CallBridged(NOON + 5.002, cid))
+    assert engine.agents["agent-0"].state.value == "ON_CALL"
+    out = engine.handle(CallEnded(NOON + 65, cid, DialOutcome.ANSWERED, 16))
+    attempt = of(SaveAttempt, out)[-1].attempt
+    assert attempt.result is AttemptResult.TALKED
+    assert attempt.connected_at == NOON + 5.002
+    assert attempt.agent_id == "agent-0"
+    assert of(SaveLead, out)[0].lead.state is LeadState.DONE
+    assert engine.agents["agent-0"].state.value == "WRAP_UP"
+    out = engine.handle(Disposition(NOON + 70, "agent-0", "sale"))
+    assert of(ApplyDisposition, out) == [ApplyDisposition(cid, "agent-0", "sale", None)]
+    assert engine.agents["agent-0"].state.value == "READY"
+
+
+def test_given_no_agent_within_the_connect_limit_the_call_is_abandoned_with_safe_harbor() -> None:
+    engine = running(CampaignEngine(spec(DialMode.POWER)), agents=1)
+    first, second = dial_one(engine, 1), dial_one(engine, 2)
+    engine.handle(CallAnswered(NOON + 3, first))  # takes the only agent
+    out = engine.handle(CallAnswered(NOON + 4, second))
+    assert StartTimer(f"connect:{second}", NOON + 6) in out
+    assert not of(ConnectAgent, out)
+    out = engine.handle(TimerFired(NOON + 6, f"connect:{second}"))
+    assert of(PlaySafeHarbor, out) == [PlaySafeHarbor(second)]
+    assert engine.abandoned == 1
+    assert engine.humans == 2
+    assert of(AddDnc, engine.handle(DigitPressed(NOON + 8, second, "9"))) == [
+        AddDnc("+12125550002", "camp")]
+    assert of(Hangup, engine.handle(PlaybackDone(NOON + 12, second))) == [Hangup(second)]
+    out = engine.handle(CallEnded(NOON + 12, second, DialOutcome.ANSWERED, 16))
+    assert of(SaveAttempt, out)[-1].attempt.result is AttemptResult.ABANDONED
+    assert of(SaveLead, out)[0].lead.state is LeadState.DNC
+
+
+def test_a_call_connected_in_time_is_not_abandoned_when_its_timer_fires() -> None:
+    engine = running(CampaignEngine(spec()), agents=1)
+    cid = dial_one(engine)
+    engine.handle(CallAnswered(NOON + 3, cid))
+    engine.handle(CallBridged(NOON + 3.01, cid))
+    assert engine.handle(TimerFired(NOON + 5, f"connect:{cid}")) == []
+    assert engine.abandoned == 0
+
+
+def test_a_waiting_caller_is_connected_as_soon_as_an_agent_is_free() -> None:
+    engine = running(CampaignEngine(spec(DialMode.POWER)), agents=0)
+    cid = dial_one(engine)
+    engine.handle(CallAnswered(NOON + 3, cid))
+    engine.handle(AgentLogin(NOON + 3.5, "late"))
+    out = engine.handle(AgentPhoneAnswered(NOON + 4, "late"))
+    assert of(ConnectAgent, out) == [ConnectAgent(cid, "late", False)]
+
+
+def test_machine_with_message_mode_leaves_a_message_and_records_machine() -> None:
+    engine = running(CampaignEngine(spec(amd=AmdMode.MESSAGE)), agents=1)
+    cid = dial_one(engine)
+    assert of(RunAmd, engine.handle(CallAnswered(NOON + 3, cid))) == [RunAmd(cid)]
+    out = engine.handle(AmdDone(NOON + 5.5, cid, "MACHINE", "LONGGREETING"))
+    assert of(LeaveMessage, out) == [LeaveMessage(cid)]
+    assert engine.humans == 0
+    out = engine.handle(CallEnded(NOON + 20, cid, DialOutcome.ANSWERED, 16))
+    attempt = of(SaveAttempt, out)[-1].attempt
+    assert attempt.result is AttemptResult.MACHINE
+    assert attempt.amd_status == "MACHINE"
+
+
+def test_with_amd_the_connect_clock_starts_at_the_end_of_the_greeting() -> None:
+    engine = running(CampaignEngine(spec(DialMode.POWER, amd=AmdMode.HANGUP)), agents=0)
+    cid = dial_one(engine)
+    engine.handle(CallAnswered(NOON + 3, cid))
+    out = engine.handle(AmdDone(NOON + 5.5, cid, "HUMAN"))
+    assert StartTimer(f"connect:{cid}", NOON + 7.5) in out
+
+
+def test_busy_is_recorded_and_the_lead_retried_after_the_busy_delay() -> None:
+    engine = running(CampaignEngine(spec()), agents=1)
+    cid = dial_one(engine)
+    out = engine.handle(CallEnded(NOON + 2, cid, DialOutcome.BUSY, 17))
+    assert of(SaveAttempt, out)[-1].attempt.result is AttemptResult.BUSY
+    assert of(SaveAttempt, out)[-1].attempt.cause == 17
+    saved = of(SaveLead, out)[0].lead
+    assert saved.state is LeadState.READY
+    assert saved.next_at == NOON + 2 + 600
+    assert saved.attempts == 1
+
+
+def test_a_claimed_lead_outside_its_calling_window_is_rescheduled_not_dialed() -> None:
+    engine = running(CampaignEngine(spec()), agents=1)
+    out = engine.handle(LeadsClaimed(NIGHT, 1, ((lead(), False, "call-1"),)))
+    assert not of(Originate, out)
+    (saved,) = of(SaveLead, out)
+    assert saved.lead.state is LeadState.READY
+    local_open = datetime.fromtimestamp(saved.lead.next_at, UTC)
+    assert (local_open.hour, local_open.minute) == (13, 0)  # 08:00 in New York
+
+
+def test_a_claimed_lead_on_a_dnc_list_is_never_dialed() -> None:
+    engine = running(CampaignEngine(spec()), agents=1)
+    out = engine.handle(LeadsClaimed(NOON, 1, ((lead(), True, "call-1"),)))
+    assert not of(Originate, out)
+    assert of(SaveLead, out)[0].lead.state is LeadState.DNC
+
+
+def test_an_agent_hanging_up_before_the_customer_arrives_returns_the_call_to_the_queue() -> None:
+    engine = running(CampaignEngine(spec(DialMode.POWER)), agents=2)
+    cid = dial_one(engine)
+    engine.handle(CallAnswered(NOON + 3, cid))
+    from dialer.core.campaign import AgentPhoneGone
+    out = engine.handle(AgentPhoneGone(NOON + 3.1, "agent-0"))
+    assert of(ConnectAgent, out) == [ConnectAgent(cid, "agent-1", False)]
+    assert "agent-0" not in engine.agents

@@ -1,0 +1,559 @@
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dialer.core.model import DialMode
+from dialer.core.pacing import (
+    AgentlessPacer,
+    Estimator,
+    Pacer,
+    PacingSnapshot,
+    PowerPacer,
+    PredictivePacer,
+    PreviewPacer,
+    ProgressivePacer,
+    RateLimiter,
+    VicidialAdaptPacer,
+    make_pacer,
+)
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def snap(*, now: float = 0.0, ready: int = 0, busy: tuple[float, ...] = (),
+         wrapping: tuple[float, ...] = (), ringing: int = 0, waiting: int = 0, abandoned: int = 0,
+         humans: int = 0, leads: int = 10_000, channels: int = 10_000) -> PacingSnapshot:
+    return PacingSnapshot(now=now, ready_agents=ready, busy_agents=busy, wrapping_agents=wrapping,
+                          calls_ringing=ringing, calls_waiting=waiting, abandoned_in_window=abandoned,
+                          humans_in_window=humans, leads_available=leads, channels_free=channels)
+
+
+TALKS = (30.0, 60.0, 90.0, 120.0, 150.0)  # mean 90 s
+
+
+def train(pacer: PredictivePacer, *, dials: int = 200, answered_per_20: int = 3, ring: float = 12.0,
+          wrap: float = 10.0) -> PredictivePacer:
+    """Feed a deterministic history: `answered_per_20` live answers in every 20 dials (15 % by
+    default), one dial every 0.5 s from t=0, talks cycling through TALKS, fixed wrap-up."""
+    for i in range(dials):
+        answered = i % 20 < answered_per_20
+        pacer.observe_dial(ring if answered else 25.0, answered, originated_at=i * 0.5)
+        if answered:
+            pacer.observe_human(True)
+            pacer.observe_talk(TALKS[i % len(TALKS)])
+            pacer.observe_wrap(wrap)
+    return pacer
+
+
+LATER = 10_000.0  # a `now` by which every trained outcome has matured
+
+
+def trained_predictive(*, exact_limit: int = 10) -> PredictivePacer:
+    return train(PredictivePacer(exact_limit=exact_limit))
+
+
+# --- progressive, power, preview, agentless --------------------------------------------------
+
+
+@pytest.mark.parametrize(("snapshot", "expected"), [
+    (snap(ready=5), 5),
+    (snap(ready=5, ringing=2), 3),
+    (snap(ready=5, ringing=1, waiting=1), 3),
+    (snap(ready=2, ringing=5), 0),
+    (snap(ready=0, busy=(10.0, 20.0)), 0),
+    (snap(ready=5, leads=2), 2),
+    (snap(ready=5, channels=3), 3),
+    (snap(ready=5, leads=0), 0),
+])
+def test_progressive_places_one_call_per_ready_agent_not_already_covered(
+        snapshot: PacingSnapshot, expected: int) -> None:
+    assert ProgressivePacer().decide(snapshot) == expected
+
+
+@pytest.mark.parametrize(("ratio", "snapshot", "expected"), [
+    (2.0, snap(ready=3), 6),
+    (2.0, snap(ready=3, ringing=2), 4),
+    (2.0, snap(ready=3, waiting=1), 4),
+    (1.5, snap(ready=3), 4),  # round(4.5) is 4: half to even, as VICIdial's %.0f
+    (1.5, snap(ready=1), 2),
+    (2.0, snap(ready=3, ringing=9), 0),
+    (2.0, snap(ready=0, busy=(5.0,)), 0),
+    (3.0, snap(ready=10, channels=7), 7),
+])
+def test_power_places_ratio_times_ready_agents_minus_calls_ringing(
+        ratio: float, snapshot: PacingSnapshot, expected: int) -> None:
+    assert PowerPacer(ratio).decide(snapshot) == expected
+
+
+def test_preview_never_places_calls_itself() -> None:
+    assert PreviewPacer().decide(snap(ready=10, busy=(1.0,))) == 0
+
+
+@pytest.mark.parametrize(("max_in_flight", "snapshot", "expected"), [
+    (None, snap(leads=100, channels=50), 50),
+    (10, snap(leads=100, channels=50, ringing=4), 6),
+    (10, snap(leads=3, channels=50), 3),
+    (10, snap(leads=100, channels=50, ringing=12), 0),
+])
+def test_agentless_is_bounded_by_leads_channels_and_calls_in_flight(
+        max_in_flight: int | None, snapshot: PacingSnapshot, expected: int) -> None:
+    assert AgentlessPacer(max_in_flight).decide(snapshot) == expected
+
+
+def test_agentless_dials_without_any_agent_by_design() -> None:
+    # The one pacer exempt from "no agent logged in means no call": voice broadcast has none.
+    assert AgentlessPacer().decide(snap(ready=0, leads=5, channels=5)) == 5
+
+
+@pytest.mark.parametrize(("mode", "kind"), [
+    (DialMode.PREVIEW, PreviewPacer),
+    (DialMode.PROGRESSIVE, ProgressivePacer),
+    (DialMode.POWER, PowerPacer),
+    (DialMode.PREDICTIVE, PredictivePacer),
+    (DialMode.AGENTLESS, AgentlessPacer),
+])
+def test_make_pacer_builds_the_pacer_of_each_mode(mode: DialMode, kind: type) -> None:
+    assert isinstance(make_pacer(mode, power_ratio=2.0, abandon_target=0.02), kind)
+
+
+def test_make_pacer_passes_ratio_target_and_in_flight_cap() -> None:
+    power = make_pacer(DialMode.POWER, power_ratio=2.5, abandon_target=0.03)
+    predictive = make_pacer(DialMode.PREDICTIVE, power_ratio=2.5, abandon_target=0.02)
+    agentless = make_pacer(DialMode.AGENTLESS, power_ratio=1.0, abandon_target=0.03,
+                           agentless_max_in_flight=7)
+    assert isinstance(power, PowerPacer)
+    assert power.ratio == 2.5
+    assert isinstance(predictive, PredictivePacer)
+    assert predictive.target == 0.02
+    assert isinstance(agentless, AgentlessPacer)
+    assert agentless.max_in_flight == 7
+
+
+@pytest.mark.parametrize("build", [
+    lambda: PowerPacer(0.0), lambda: PowerPacer(-1.0), lambda: PredictivePacer(0.0),
+    lambda: PredictivePacer(1.0), lambda: PredictivePacer(safety=0.0),
+    lambda: VicidialAdaptPacer(max_level=0.5), lambda: RateLimiter(0.0), lambda: RateLimiter(5.0, burst=0.5),
+    lambda: AgentlessPacer(-1),
+])
+def test_bad_parameters_are_refused(build: Callable[[], object]) -> None:
+    with pytest.raises(ValueError, match=r"must|need"):
+        build()
+
+
+def test_snapshot_refuses_negative_counts() -> None:
+    with pytest.raises(ValueError, match="negative"):
+        snap(ready=-1)
+
+
+# --- VICIdial ADAPT replica ----------------------------------------------------------------
+
+
+def run_vicidial(pacer: VicidialAdaptPacer, seconds: int, start: int = 1000, **fields: int) -> int:
+    """One snapshot per second of `now` from `start` to `start + seconds`; the last decision."""
+    ready = fields.get("ready", 0)
+    busy = (30.0,) * fields.get("busy", 0)
+    n = 0
+    for t in range(seconds + 1):
+        n = pacer.decide(snap(now=float(start + t), ready=ready, busy=busy, waiting=fields.get("waiting", 0),
+                              ringing=fields.get("ringing", 0), abandoned=fields.get("abandoned", 0),
+                              humans=fields.get("humans", 0)))
+    return n
+
+
+def test_vicidial_at_level_one_fills_ready_and_incall_agents_minus_calls_in_flight() -> None:
+    pacer = VicidialAdaptPacer()
+    assert pacer.decide(snap(ready=4, busy=(10.0,) * 6)) == 4  # round(1 × 10) − 6 connected
+    assert pacer.decide(snap(ready=4, busy=(10.0,) * 6, ringing=3)) == 1
+
+
+def test_vicidial_raises_its_level_by_the_average_share_of_idle_agents_every_15_seconds() -> None:
+    pacer = VicidialAdaptPacer()
+    run_vicidial(pacer, 14, ready=5, busy=5)
+    assert pacer.level == 1.0
+    run_vicidial(pacer, 0, start=1015, ready=5, busy=5)  # 15 s after the first snapshot
+    assert pacer.level == pytest.approx(1.5)  # × (1 + 5 / 10)
+    assert pacer.decide(snap(now=1016.0, ready=5, busy=(30.0,) * 5)) == 10  # round(1.5 × 10) − 5
+
+
+def test_vicidial_level_is_clamped_to_one_and_to_the_maximum() -> None:
+    low = VicidialAdaptPacer()
+    run_vicidial(low, 15, ready=0, busy=10, waiting=4)
+    assert low.level == 1.0
+    high = VicidialAdaptPacer(initial_level=2.8)
+    run_vicidial(high, 15, ready=9, busy=1)
+    assert high.level == 3.0
+
+
+def test_vicidial_drops_to_level_one_when_the_window_is_over_target() -> None:
+    pacer = VicidialAdaptPacer(initial_level=2.5)
+    run_vicidial(pacer, 15, ready=5, busy=5, humans=100, abandoned=5)
+    assert pacer.level == 1.0
+
+
+def test_vicidial_ignores_the_drop_rate_until_enough_humans_answered() -> None:
+    pacer = VicidialAdaptPacer(initial_level=2.0)
+    run_vicidial(pacer, 15, ready=5, busy=5, humans=40, abandoned=10)
+    assert pacer.level == pytest.approx(3.0)
+
+
+# --- predictive ----------------------------------------------------------------------------
+
+
+def test_predictive_behaves_like_progressive_until_enough_outcomes_are_in() -> None:
+    pacer = PredictivePacer()
+    train(pacer, dials=20)
+    assert pacer.decide(snap(now=LATER, ready=10)) == 10
+
+
+def test_predictive_dials_several_calls_per_ready_agent_at_a_15_percent_answer_rate() -> None:
+    pacer = trained_predictive()
+    n = pacer.decide(snap(now=LATER, ready=10))
+    assert 30 < n < 10 / 0.15  # well past progressive, short of one human per agent on average
+
+
+def test_predictive_dials_like_progressive_once_the_window_reaches_the_target() -> None:
+    pacer = trained_predictive()
+    assert pacer.decide(snap(now=LATER, ready=10, humans=1000, abandoned=30)) == 10
+    assert pacer.decide(snap(now=LATER, ready=10, ringing=4, humans=1000, abandoned=31)) == 6
+
+
+def test_predictive_tightens_as_the_window_approaches_the_target() -> None:
+    pacer = trained_predictive()
+    decisions = [pacer.decide(snap(now=LATER, ready=10, humans=1000, abandoned=a))
+                 for a in (0, 24, 26, 28, 29, 30)]
+    assert decisions == sorted(decisions, reverse=True)
+    assert decisions[0] > decisions[3] > decisions[-1] == 10
+
+
+def test_predictive_budget_is_the_target_times_safety_tapered_over_the_last_fifth() -> None:
+    pacer = PredictivePacer(0.03, safety=0.8, taper_start=0.8)
+    assert pacer.budget(snap(humans=1000, abandoned=0)) == pytest.approx(0.024)
+    assert pacer.budget(snap(humans=1000, abandoned=24)) == pytest.approx(0.024)
+    assert pacer.budget(snap(humans=1000, abandoned=27)) == pytest.approx(0.012)
+    assert pacer.budget(snap(humans=1000, abandoned=30)) == 0.0
+
+
+def test_predictive_stays_near_one_call_per_agent_when_nearly_everyone_answers() -> None:
+    pacer = PredictivePacer()
+    train(pacer, answered_per_20=19)
+    assert pacer.decide(snap(now=LATER, ready=10)) <= 11
+
+
+def test_predictive_dials_ahead_for_agents_about_to_finish_wrap_up() -> None:
+    pacer = trained_predictive()  # wrap-up is always 10 s, answers come after 12 s
+    assert pacer.decide(snap(now=LATER, ready=0, wrapping=(9.0,) * 5)) > 5
+
+
+def test_predictive_does_not_dial_for_agents_who_just_started_a_call() -> None:
+    pacer = trained_predictive()  # the shortest talk is 30 s
+    assert pacer.decide(snap(now=LATER, ready=0, busy=(1.0,) * 5)) == 0
+
+
+def test_predictive_counts_ringing_calls_against_the_same_free_agents() -> None:
+    pacer = trained_predictive()
+    alone = pacer.decide(snap(now=LATER, ready=10))
+    assert pacer.decide(snap(now=LATER, ready=10, ringing=20)) == pytest.approx(alone - 20, abs=2)
+    assert pacer.decide(snap(now=LATER, ready=10, ringing=200)) == 0
+
+
+def test_predictive_exact_and_approximate_solutions_agree_within_a_call() -> None:
+    scenarios = [snap(now=LATER, ready=r, busy=tuple(float(10 * i) for i in range(b)),
+                      wrapping=(5.0,) * w, ringing=g)
+                 for r, b, w, g in ((12, 0, 0, 0), (3, 15, 2, 10), (6, 30, 4, 25), (0, 40, 5, 5))]
+    for s in scenarios:
+        exact = trained_predictive(exact_limit=10_000).decide(s)
+        approx = trained_predictive(exact_limit=0).decide(s)
+        assert abs(exact - approx) <= 1, (s, exact, approx)
+
+
+# --- the estimator -------------------------------------------------------------------------
+
+
+def test_estimator_waits_for_a_cohort_to_end_before_counting_its_outcomes() -> None:
+    est = Estimator(maturity=35.0)
+    est.advance(100.0)
+    for _ in range(17):  # fast failures of the calls placed at t=100 come back first
+        est.observe_dial(2.0, False, originated_at=100.0)
+    est.advance(103.0)
+    assert est.dials == 0  # nothing counted yet: the estimate is still the prior
+    assert est.p_answer == 1.0
+    for _ in range(3):
+        est.observe_dial(12.0, True, originated_at=100.0)
+    est.advance(135.0)
+    assert est.dials == 20
+    assert est.p_answer == pytest.approx((5 * 1.0 + 3) / 25)  # prior worth 5 dials, then 3/20
+    assert est.ring_time == pytest.approx((5 * 10.0 + 3 * 12.0) / 8)
+
+
+def test_estimator_result_does_not_depend_on_the_order_outcomes_arrive_in() -> None:
+    a, b = Estimator(memory=10), Estimator(memory=10)
+    outcomes = [(2.0, False)] * 40 + [(12.0, True)] * 10
+    for ring, answered in outcomes:
+        a.observe_dial(ring, answered, originated_at=0.0)
+    for ring, answered in reversed(outcomes):
+        b.observe_dial(ring, answered, originated_at=0.0)
+    a.advance(LATER)
+    b.advance(LATER)
+    assert a.p_answer == pytest.approx(b.p_answer)
+    assert 0.2 < a.p_answer < 0.3
+
+
+def test_estimator_without_origination_times_stamps_outcomes_from_the_last_snapshot() -> None:
+    est = Estimator(maturity=30.0)
+    est.advance(50.0)
+    est.observe_dial(20.0, True)  # placed at about 30
+    est.advance(59.0)
+    assert est.dials == 0
+    est.advance(60.0)
+    assert est.dials == 1
+
+
+def test_estimator_residual_time_is_empirical_given_the_elapsed_time() -> None:
+    est = Estimator(prior_wrap=0.0)
+    for _ in range(100):
+        est.observe_talk(100.0)
+        est.observe_wrap(0.0)
+    near_end, far_from_end = est.p_free((95.0, 10.0), (), 10.0)
+    assert near_end > 0.95
+    assert far_from_end < 0.05
+
+
+def test_estimator_counts_long_running_calls_as_censored_samples() -> None:
+    est = Estimator(prior_wrap=0.0)
+    for _ in range(5):  # a ramp-up: only short calls have ended so far
+        est.observe_talk(20.0)
+        est.observe_wrap(0.0)
+    alone = est.p_free((15.0,), (), 10.0)[0]
+    with_long_calls = est.p_free((15.0,) + (60.0,) * 10, (), 10.0)[0]
+    assert with_long_calls < alone / 2
+
+
+def test_estimator_live_rate_is_answer_rate_times_human_rate() -> None:
+    est = Estimator(prior_weight=0.0)
+    for i in range(10):
+        est.observe_dial(10.0, i < 5, originated_at=0.0)
+        if i < 5:
+            est.observe_human(i < 2)
+    est.advance(LATER)
+    assert est.p_live == pytest.approx(0.5 * 0.4)
+
+
+# --- the model-based decision against a brute-force enumeration ----------------------------
+
+
+@dataclass
+class FixedModel:
+    """Known parameters, as a simulator might pass them: every busy agent has the same q."""
+
+    p_live: float
+    q: float
+    ring_time: float = 10.0
+    dials: int = 1_000_000
+
+    def advance(self, now: float) -> None:
+        pass
+
+    def p_free(self, talking: tuple[float, ...], wrapping: tuple[float, ...], horizon: float) -> list[float]:
+        return [self.q] * (len(talking) + len(wrapping))
+
+    def observe_dial(self, ring_seconds: float, answered: bool,
+                     originated_at: float | None = None) -> None:
+        pass
+
+    def observe_human(self, answered_human: bool) -> None:
+        pass
+
+    def observe_talk(self, seconds: float) -> None:
+        pass
+
+    def observe_wrap(self, seconds: float) -> None:
+        pass
+
+    def observe_abandon(self) -> None:
+        pass
+
+
+def convolve(dist: list[float], r: float) -> list[float]:
+    out = [0.0] * (len(dist) + 1)
+    for y, w in enumerate(dist):
+        out[y] += w * (1 - r)
+        out[y + 1] += w * r
+    return out
+
+
+def cohort_abandon_rate(p: float, q: float, ready: int, waiting: int, engaged: int, calls: int) -> float:
+    """E[humans of `calls` calls who find no agent] / E[humans], by enumeration. Agents: `ready`
+    free now, `engaged` each free by the horizon with probability q; waiting humans go first."""
+    if calls == 0:
+        return 0.0
+    free: list[float] = [1.0]
+    for _ in range(engaged):
+        free = convolve(free, q)
+    humans: list[float] = [1.0]
+    for _ in range(calls):
+        humans = convolve(humans, p)
+    abandoned = 0.0
+    for f, pf in enumerate(free):
+        agents = max(0, ready + f - waiting)
+        abandoned += pf * sum(ph * max(0, x - agents) for x, ph in enumerate(humans))
+    return abandoned / (calls * p)
+
+
+@settings(max_examples=150, deadline=None)
+@given(p=st.floats(0.05, 1.0), q=st.floats(0.01, 0.99), ready=st.integers(0, 5),
+       waiting=st.integers(0, 2), busy=st.integers(0, 4), wrapping=st.integers(0, 2),
+       ringing=st.integers(0, 6), cap=st.integers(0, 30), target=st.floats(0.005, 0.2))
+def test_predictive_places_the_most_calls_whose_expected_abandon_rate_fits_the_budget(
+        p: float, q: float, ready: int, waiting: int, busy: int, wrapping: int, ringing: int,
+        cap: int, target: float) -> None:
+    pacer = PredictivePacer(target, model=FixedModel(p_live=p, q=q), exact_limit=10_000)
+    s = snap(now=1.0, ready=ready, waiting=waiting, busy=(5.0,) * busy, wrapping=(1.0,) * wrapping,
+             ringing=ringing, leads=cap)
+    n = pacer.decide(s)
+    theta = pacer.budget(s)
+    floor = max(0, ready - waiting - ringing)
+
+    def rate(calls: int) -> float:
+        return cohort_abandon_rate(p, q, ready, waiting, busy + wrapping, calls)
+
+    if ready == 0 and busy + wrapping == 0:
+        assert n == 0
+        return
+    assert min(floor, cap) <= n <= cap
+    if n > floor:
+        assert rate(ringing + n) <= theta + 1e-9
+    if floor <= n < cap:
+        assert rate(ringing + n + 1) > theta - 1e-9
+
+
+# --- invariants of every pacer (Hypothesis) ------------------------------------------------
+
+elapsed = st.floats(0.0, 600.0, allow_nan=False)
+
+
+@st.composite
+def snapshots(draw: st.DrawFn, *, ready: st.SearchStrategy[int] | None = None,
+              engaged: bool = True) -> PacingSnapshot:
+    humans = draw(st.integers(0, 5000))
+    return PacingSnapshot(
+        now=draw(st.floats(0.0, 1e5)),
+        ready_agents=draw(ready if ready is not None else st.integers(0, 60)),
+        busy_agents=tuple(draw(st.lists(elapsed, max_size=60))) if engaged else (),
+        wrapping_agents=tuple(draw(st.lists(st.floats(0.0, 30.0), max_size=10))) if engaged else (),
+        calls_ringing=draw(st.integers(0, 100)),
+        calls_waiting=draw(st.integers(0, 10)),
+        abandoned_in_window=draw(st.integers(0, humans)),
+        humans_in_window=humans,
+        leads_available=draw(st.integers(0, 500)),
+        channels_free=draw(st.integers(0, 300)),
+    )
+
+
+AGENT_PACERS: dict[str, Callable[[], Pacer]] = {
+    "progressive": ProgressivePacer,
+    "power": lambda: PowerPacer(2.5),
+    "preview": PreviewPacer,
+    "vicidial": lambda: VicidialAdaptPacer(initial_level=2.2),
+    "predictive-cold": PredictivePacer,
+    "predictive-trained": trained_predictive,
+    "predictive-low-answer": lambda: train(PredictivePacer(), dials=400, answered_per_20=1),
+}
+ALL_PACERS: dict[str, Callable[[], Pacer]] = {**AGENT_PACERS, "agentless": lambda: AgentlessPacer(50)}
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=st.sampled_from(sorted(ALL_PACERS)), s=snapshots())
+def test_every_pacer_places_between_zero_and_the_leads_and_channels_available(
+        name: str, s: PacingSnapshot) -> None:
+    n = ALL_PACERS[name]().decide(s)
+    assert 0 <= n <= min(s.leads_available, s.channels_free)
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=st.sampled_from(sorted(AGENT_PACERS)), s=snapshots(ready=st.just(0), engaged=False))
+def test_every_agent_pacer_places_nothing_when_no_agent_is_logged_in(name: str, s: PacingSnapshot) -> None:
+    assert AGENT_PACERS[name]().decide(s) == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(ratio=st.floats(0.5, 5.0), s=snapshots(ready=st.just(0)))
+def test_progressive_and_power_place_nothing_without_a_ready_agent(ratio: float, s: PacingSnapshot) -> None:
+    assert ProgressivePacer().decide(s) == 0
+    assert PowerPacer(ratio).decide(s) == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(s=snapshots(), excess=st.floats(0.0, 0.5))
+def test_predictive_never_outdials_progressive_once_the_window_is_at_target(
+        s: PacingSnapshot, excess: float) -> None:
+    humans = max(1, s.humans_in_window)
+    at_target = PacingSnapshot(
+        now=s.now, ready_agents=s.ready_agents, busy_agents=s.busy_agents,
+        wrapping_agents=s.wrapping_agents, calls_ringing=s.calls_ringing, calls_waiting=s.calls_waiting,
+        abandoned_in_window=math.ceil(humans * (0.03 + excess)), humans_in_window=humans,
+        leads_available=s.leads_available, channels_free=s.channels_free)
+    pacer = train(PredictivePacer(0.03), dials=400, answered_per_20=1)
+    assert pacer.decide(at_target) <= ProgressivePacer().decide(at_target)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ready=st.integers(2, 60), busy=st.lists(elapsed, max_size=40),
+       wrapping=st.lists(st.floats(0.0, 30.0), max_size=8))
+def test_predictive_outdials_progressive_at_a_low_answer_rate_with_agents_ready(
+        ready: int, busy: list[float], wrapping: list[float]) -> None:
+    s = snap(now=LATER, ready=ready, busy=tuple(busy), wrapping=tuple(wrapping))
+    assert trained_predictive().decide(s) > ProgressivePacer().decide(s)
+
+
+@settings(max_examples=40, deadline=None)
+@given(name=st.sampled_from(sorted(ALL_PACERS)), sequence=st.lists(snapshots(), min_size=1, max_size=6))
+def test_every_pacer_is_deterministic(name: str, sequence: list[PacingSnapshot]) -> None:
+    a, b = ALL_PACERS[name](), ALL_PACERS[name]()
+    ordered = sorted(sequence, key=lambda s: s.now)
+    assert [a.decide(s) for s in ordered] == [b.decide(s) for s in ordered]
+
+
+# --- calls per second ----------------------------------------------------------------------
+
+
+def test_rate_limiter_lets_a_burst_through_then_one_call_per_interval() -> None:
+    limiter = RateLimiter(cps=2.0, burst=3.0)
+    assert limiter.allow(0.0, 10) == 3
+    assert limiter.allow(0.2, 10) == 0
+    assert limiter.ready_at(0.2) == pytest.approx(0.5)
+    assert limiter.allow(0.5, 10) == 1
+    assert limiter.allow(10.0, 2) == 2  # refilled to the burst, only 2 wanted
+    assert limiter.allow(10.0, 5) == 1
+
+
+def test_rate_limiter_ignores_a_clock_that_steps_back() -> None:
+    limiter = RateLimiter(cps=1.0)
+    assert limiter.allow(5.0, 1) == 1
+    assert limiter.allow(4.0, 1) == 0
+    assert limiter.allow(6.0, 1) == 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(cps=st.floats(0.5, 50.0), burst=st.floats(1.0, 5.0),
+       steps=st.lists(st.tuples(st.floats(0.0, 2.0), st.integers(0, 20)), min_size=1, max_size=60))
+def test_rate_limiter_never_exceeds_cps_over_any_window(
+        cps: float, burst: float, steps: list[tuple[float, int]]) -> None:
+    limiter = RateLimiter(cps, burst)
+    now = 0.0
+    grants: list[tuple[float, int]] = []
+    for gap, wanted in steps:
+        now += gap
+        granted = limiter.allow(now, wanted)
+        assert 0 <= granted <= wanted
+        grants.append((now, granted))
+    for i, (start, _) in enumerate(grants):
+        total = 0
+        for end, granted in grants[i:]:
+            total += granted
+            assert total <= burst + cps * (end - start) + 1e-6
