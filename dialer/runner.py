@@ -394,6 +394,12 @@ class CampaignRunner:
                     lead, result, now=now, rules=self.spec.retry, uk_mode=self.spec.uk_mode))
             log.warning("campaign %s: closed attempt %s left by a previous run (%s)",
                         self.spec.id, attempt.id, result.value)
+        # Leads claimed by the previous run that never got as far as an attempt record were
+        # not dialed (the attempt is saved before the originate): give them back unchanged.
+        for lead_id, attempt_id in (await self.store.in_flight_leads(self.spec.id)).items():
+            if attempt_id in live:
+                await self.ari.rest.hangup(attempt_id)
+            await self.store.reschedule_lead(lead_id, now)
         for agent_id in await self.store.list_agents():
             data = await self.store.get_agent(agent_id)
             if data and data.get("campaign") == self.spec.id \

@@ -212,3 +212,17 @@ async def test_zero_ready_agents_means_zero_originates(api: Client, server: Serv
         lead = await api.lead(f"zero-{mode}:+12125550002")
         assert lead["attempts"] == 0
         assert lead["state"] == "ready"
+
+
+async def test_amd_leaves_a_message_on_a_machine_and_connects_a_human(api: Client) -> None:
+    await setup(api, ["+12125555001", "+12125556001"], ["agent-1001", "agent-1002"],
+                amd="message")
+    machine = await api.ended_attempt("it:+12125555001")
+    assert machine["result"] == "machine", machine
+    assert machine["amd_status"] == "MACHINE"
+    assert machine["agent_id"] is None
+    human = await eventually(lambda: _connected(api, "it:+12125556001"), "human connected")
+    assert human["amd_status"] == "HUMAN", human
+    # The 2-second rule counts from the end of the greeting (AMD), not from the answer.
+    assert human["connected_at"] - human["amd_done_at"] < 2.0
+    assert human["amd_done_at"] > human["answered_at"]
