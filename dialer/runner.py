@@ -68,7 +68,9 @@ from dialer.core.campaign import (
     SaveAttempt,
     SaveLead,
     SetRunning,
+    StartRecording,
     StartTimer,
+    StopRecording,
     Tick,
     TimerFired,
     with_disposition,
@@ -246,6 +248,10 @@ class CampaignRunner:
                     "state": agent.state.value, "since": repr(agent.since),
                     "campaign": spec.id, "call": agent.call_id or "",
                     "pause_reason": agent.pause_reason or ""})
+            case StartRecording(call_id=cid, agent_id=aid):
+                await ari.rest.record_bridge(agent_bridge(aid), cid)
+            case StopRecording(call_id=cid):
+                await ari.rest.stop_recording(cid)
             case ApplyDisposition(attempt_id=aid_, disposition=disp, callback_at=cb):
                 await self._apply_disposition(aid_, disp, cb)
 

@@ -232,6 +232,21 @@ class AriClient:
              "ifExists": if_exists},
         )
 
+    async def record_bridge(self, bridge_id: str, name: str, *, fmt: str = "wav") -> None:
+        await self.request(
+            "POST", f"/bridges/{_id(bridge_id)}/record",
+            {"name": name, "format": fmt, "ifExists": "overwrite", "beep": False,
+             "terminateOn": "none"},
+        )
+
+    async def stop_recording(self, name: str) -> bool:
+        """Stop a live recording (the file is kept). False if it had already stopped."""
+        try:
+            await self.request("POST", f"/recordings/live/{_id(name)}/stop")
+        except AriNotFound:
+            return False
+        return True
+
     # ------------------------------------------------------------------ bridges
     async def create_bridge(self, bridge_id: str, bridge_type: str = "mixing", name: str = "") -> Bridge:
         data = await self.request(

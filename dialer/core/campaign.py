@@ -263,6 +263,17 @@ class SaveAgent:
 
 
 @dataclass(frozen=True, slots=True)
+class StartRecording:
+    call_id: str
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StopRecording:
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class ApplyDisposition:
     attempt_id: str
     agent_id: str
@@ -273,7 +284,7 @@ class ApplyDisposition:
 Command = (
     ClaimLeads | Originate | RunAmd | ConnectAgent | PlaySafeHarbor | LeaveMessage | RunAgentless
     | Hangup | StartTimer | CancelTimer | SaveAttempt | SaveLead | AddDnc | CallAgentPhone
-    | HangupAgentPhone | SaveAgent | ApplyDisposition
+    | HangupAgentPhone | SaveAgent | ApplyDisposition | StartRecording | StopRecording
 )
 
 
@@ -540,7 +551,12 @@ class CampaignEngine:
         self._set(call, CallState.TALKING, "CallBridged")
         call.result = AttemptResult.TALKED
         out.append(CancelTimer(connect_timer(cid)))
-        self._save(call, out, connected_at=now)
+        if self.spec.recording:
+            # Files are named by call id, in Asterisk's recording directory.
+            self._save(call, out, connected_at=now, recording=f"{cid}.wav")
+            out.append(StartRecording(cid, call.agent_id))
+        else:
+            self._save(call, out, connected_at=now)
         self._agent(self.agents[call.agent_id], AgentAction.CONNECTED, now, out)
 
     def _timer(self, key: str, now: float, out: list[Command]) -> None:
@@ -574,6 +590,8 @@ class CampaignEngine:
         if call.id in self.waiting:
             self.waiting.remove(call.id)
         out.append(CancelTimer(connect_timer(call.id)))
+        if call.attempt.recording is not None:
+            out.append(StopRecording(call.id))
         result = call.result
         if result is None:
             if call.human or call.state is CallState.AMD:

@@ -226,3 +226,17 @@ async def test_amd_leaves_a_message_on_a_machine_and_connects_a_human(api: Clien
     # The 2-second rule counts from the end of the greeting (AMD), not from the answer.
     assert human["connected_at"] - human["amd_done_at"] < 2.0
     assert human["amd_done_at"] > human["answered_at"]
+
+
+async def test_recording_on_a_campaign_records_the_call_under_its_id(
+    api: Client, testbed: Testbed
+) -> None:
+    await setup(api, ["+12125550003"], ["agent-1001"], recording=True)
+    attempt = await api.ended_attempt("it:+12125550003")
+    assert attempt["result"] == "talked"
+    assert attempt["recording"] == f"{attempt['id']}.wav"
+    spool = testbed.root / "var/spool/asterisk/recording" / attempt["recording"]
+
+    async def written() -> bool:
+        return bool(spool.exists() and spool.stat().st_size > 44)  # more than a WAV header
+    await eventually(written, f"recording {spool}")

@@ -3,6 +3,7 @@ that were up are closed and recorded. The server runs as a real process (`dialer
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -142,7 +143,7 @@ async def test_sigkill_mid_campaign_then_restart_loses_no_lead_and_dials_none_tw
             for attempt in attempts:
                 assert attempt["ended_at"] is not None, attempt  # every call recorded
                 assert attempt["result"] is not None, attempt
-            for before, after in zip(attempts, attempts[1:], strict=False):
+            for before, after in itertools.pairwise(attempts):
                 assert after["originated_at"] >= before["ended_at"], (before, after)
         closed = [a for lead in leads for a in await api.attempts(lead["id"])
                   if a["id"] in orphans]
