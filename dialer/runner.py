@@ -87,7 +87,7 @@ TICK = 0.25  # pacing tick (s)
 LEADS_REFRESH = 2.0  # how often the dialable-lead count is re-read (s)
 STATS_REFRESH = 30.0  # how often the abandon window is re-read (s)
 WINDOW_30_DAYS = 30 * 86400.0
-UK_DAY = 86400.0
+UK_DAY = 86400.0  # seconds
 
 
 def agent_bridge(agent_id: str) -> str:
@@ -154,11 +154,12 @@ class CampaignRunner:
 
     async def _refresh_stats(self) -> None:
         now = self.clock()
-        since = now - (UK_DAY if self.spec.uk_mode else WINDOW_30_DAYS)
-        if self.spec.uk_mode:
-            since = now - (now % UK_DAY)  # calendar day (UTC) in UK mode
+        # US: a rolling 30 days; UK: the calendar day (midnight to midnight, UTC here; the
+        # store buckets by UTC day, which is UK time outside British Summer Time).
+        since = now - (now % UK_DAY) if self.spec.uk_mode else now - WINDOW_30_DAYS
         abandoned, humans = await self.store.abandon_stats(self.spec.id, since)
-        self.post(AbandonStats(now, abandoned, humans))
+        machines = await self.store.machine_count(self.spec.id, since)
+        self.post(AbandonStats(now, abandoned, humans, machines))
 
     async def _run(self) -> None:
         while True:

@@ -29,6 +29,7 @@ abandoned calls feed the pacer's abandon budget.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -63,9 +64,12 @@ class LeadsAvailable:
 
 @dataclass(frozen=True, slots=True)
 class AbandonStats:
+    """The campaign's measuring window as stored: 30 days, or today in UK mode."""
+
     now: float
     abandoned: int
     humans: int
+    machines: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +336,7 @@ class CampaignEngine:
     leads_available: int = 0
     abandoned: int = 0  # in the measuring window (loaded from the store, then counted)
     humans: int = 0
+    machines: int = 0
     limiter: RateLimiter | None = None
 
     def __post_init__(self) -> None:
@@ -361,15 +366,24 @@ class CampaignEngine:
             wrapping_agents=wrapping,
             calls_ringing=ringing,
             calls_waiting=len(self.waiting),
-            abandoned_in_window=self.abandoned,
-            humans_in_window=self.humans,
+            abandoned_in_window=self.abandoned + math.ceil(self.estimated_false_positives),
+            humans_in_window=self.humans + math.ceil(self.estimated_false_positives),
             leads_available=max(0, self.leads_available - self.claims_pending),
             channels_free=max(0, self.spec.max_channels - in_progress),
         )
 
     @property
+    def estimated_false_positives(self) -> float:
+        """UK mode: people AMD took for machines, counted as abandoned (Ofcom)."""
+        if not self.spec.uk_mode or self.spec.amd is AmdMode.OFF:
+            return 0.0
+        return self.spec.amd_false_positive_rate * self.machines
+
+    @property
     def abandon_rate(self) -> float:
-        return self.abandoned / self.humans if self.humans else 0.0
+        extra = self.estimated_false_positives
+        humans = self.humans + extra
+        return (self.abandoned + extra) / humans if humans else 0.0
 
     # ----------------------------------------------------------------------------- events
     def handle(self, event: Event) -> list[Command]:
@@ -381,8 +395,8 @@ class CampaignEngine:
                 self.running = running
             case LeadsAvailable(count=count):
                 self.leads_available = count
-            case AbandonStats(abandoned=abandoned, humans=humans):
-                self.abandoned, self.humans = abandoned, humans
+            case AbandonStats(abandoned=abandoned, humans=humans, machines=machines):
+                self.abandoned, self.humans, self.machines = abandoned, humans, machines
             case LeadsClaimed():
                 self._claimed(event, out)
             case CallAnswered(now=now, call_id=cid):
@@ -503,6 +517,7 @@ class CampaignEngine:
             self._human(call, now, out)
             return
         call.result = AttemptResult.MACHINE
+        self.machines += 1
         if self.spec.amd is AmdMode.MESSAGE:
             self._set(call, CallState.MESSAGE, "AmdDone(MACHINE)")
             out.append(LeaveMessage(call.id))

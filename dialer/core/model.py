@@ -136,6 +136,10 @@ class CampaignSpec:
     amd: AmdMode = AmdMode.OFF
     recording: bool = False
     uk_mode: bool = False
+    # UK (Ofcom): AMD false positives (people hung up on as "machines") are estimated and
+    # counted as abandoned calls. This is the estimated share of MACHINE verdicts that were
+    # people; measure it on your AMD settings.
+    amd_false_positive_rate: float = 0.05
     ring_agents: bool = False  # ring the agent per call instead of a nailed-up connection
     wrapup: float = 10.0
     default_region: str = "US"  # for numbers written without a country code

@@ -37,7 +37,7 @@ from dialer.errors import DialerError
 CAMPAIGN_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 TOP_KEYS = {"id", "name", "dial_mode", "trunk", "caller_id", "safe_harbor", "power_ratio",
             "abandon_target", "connect_limit", "ring_timeout", "max_cps", "max_channels",
-            "window", "amd", "recording", "uk_mode", "ring_agents", "wrapup",
+            "window", "amd", "recording", "uk_mode", "amd_false_positive_rate", "ring_agents", "wrapup",
             "default_region", "retry", "agents"}
 
 
@@ -149,6 +149,7 @@ def parse_campaign(data: object) -> CampaignSpec:
         amd=_enum(data, "amd", AmdMode, "off"),
         recording=bool(data.get("recording", False)),
         uk_mode=uk_mode,
+        amd_false_positive_rate=_num(data, "amd_false_positive_rate", 0.05, 0.0, 1.0),
         ring_agents=bool(data.get("ring_agents", False)),
         wrapup=_num(data, "wrapup", 10, 0, 3600),
         default_region=region,

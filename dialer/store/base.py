@@ -145,6 +145,10 @@ class Store(Protocol):
     async def abandon_stats(self, campaign_id: str, since: float) -> tuple[int, int]:
         """(abandoned, answered by a live human) over the day buckets from that of `since`."""
 
+    async def machine_count(self, campaign_id: str, since: float) -> int:
+        """Attempts ended as answering machines over the day buckets from that of `since`
+        (UK mode counts an estimated share of them as abandoned: AMD false positives)."""
+
     # do-not-call
     async def dnc_add(self, number: str, campaign_id: str | None = None) -> None:
         """Add to the global list (campaign_id None) or the campaign's own."""

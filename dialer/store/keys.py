@@ -33,6 +33,7 @@ key (after the prefix)           type    contents
 ``open_attempts:{cid}``          SET     attempt ids last saved without ended_at
 ``abandoned:{cid}``              HASH    day bucket -> abandoned attempts ended that day
 ``humans:{cid}``                 HASH    day bucket -> attempts answered by a live human
+``machines:{cid}``               HASH    day bucket -> attempts ended as answering machines (AMD)
 ``dnc``                          SET     numbers nobody may dial (global do-not-call list)
 ``dnc:{cid}``                    SET     numbers this campaign may not dial
 ``agents``                       SET     ids of every saved agent
@@ -129,6 +130,9 @@ class Keys:
 
     def humans(self, campaign_id: str) -> str:
         return f"{self.prefix}humans:{campaign_id}"
+
+    def machines(self, campaign_id: str) -> str:
+        return f"{self.prefix}machines:{campaign_id}"
 
     # do-not-call
     def dnc(self, campaign_id: str | None = None) -> str:

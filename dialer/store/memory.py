@@ -77,6 +77,8 @@ class MemoryData:
         default_factory=lambda: defaultdict(lambda: defaultdict(int)))
     humans: defaultdict[str, defaultdict[int, int]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(int)))
+    machines: defaultdict[str, defaultdict[int, int]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(int)))
     dnc: defaultdict[str | None, set[str]] = field(default_factory=lambda: defaultdict(set))
     agents: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -236,6 +238,8 @@ class MemoryStore:
                 data.abandoned[cid][day] += 1
             if attempt.result in HUMAN_RESULTS:
                 data.humans[cid][day] += 1
+            if attempt.result is AttemptResult.MACHINE:
+                data.machines[cid][day] += 1
 
     async def get_attempt(self, attempt_id: str) -> Attempt | None:
         return self.data.attempts.get(attempt_id)
@@ -257,6 +261,10 @@ class MemoryStore:
         abandoned = sum(n for day, n in self.data.abandoned[campaign_id].items() if day >= first)
         humans = sum(n for day, n in self.data.humans[campaign_id].items() if day >= first)
         return abandoned, humans
+
+    async def machine_count(self, campaign_id: str, since: float) -> int:
+        first = self.day_bucket(since)
+        return sum(n for day, n in self.data.machines[campaign_id].items() if day >= first)
 
     # do-not-call
 

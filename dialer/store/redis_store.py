@@ -95,8 +95,9 @@ end
 return n
 """
 
-# KEYS: attempt, lead_attempts, attempts, open_attempts, abandoned, humans
-# ARGV: id, json, originated_at, ended (1/0), day bucket, abandoned (1/0), human (1/0)
+# KEYS: attempt, lead_attempts, attempts, open_attempts, abandoned, humans, machines
+# ARGV: id, json, originated_at, ended (1/0), day bucket, abandoned (1/0), human (1/0),
+#       machine (1/0)
 _SAVE_ATTEMPT = """
 local existed = redis.call('EXISTS', KEYS[1]) == 1
 local was_open = redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 1
@@ -113,6 +114,7 @@ if existed and not was_open then
 end
 if ARGV[6] == '1' then redis.call('HINCRBY', KEYS[5], ARGV[5], 1) end
 if ARGV[7] == '1' then redis.call('HINCRBY', KEYS[6], ARGV[5], 1) end
+if ARGV[8] == '1' then redis.call('HINCRBY', KEYS[7], ARGV[5], 1) end
 return 1
 """
 
@@ -414,10 +416,11 @@ class RedisStore:
         day = self.day_bucket(attempt.ended_at) if attempt.ended_at is not None else 0
         await self._save_attempt(
             keys=[k.attempt(attempt.id), k.lead_attempts(attempt.lead_id), k.attempts(cid),
-                  k.open_attempts(cid), k.abandoned(cid), k.humans(cid)],
+                  k.open_attempts(cid), k.abandoned(cid), k.humans(cid), k.machines(cid)],
             args=[attempt.id, encode(attempt), _score(attempt.originated_at), "1" if ended else "0",
                   str(day), "1" if attempt.result is AttemptResult.ABANDONED else "0",
-                  "1" if attempt.result in HUMAN_RESULTS else "0"])
+                  "1" if attempt.result in HUMAN_RESULTS else "0",
+                  "1" if attempt.result is AttemptResult.MACHINE else "0"])
 
     def _decode_attempt(self, attempt_id: str, raw: object) -> Attempt:
         key = self.keys.attempt(attempt_id)
@@ -459,6 +462,11 @@ class RedisStore:
             abandoned, humans = await pipe.execute()
         return self._sum_days(self.keys.abandoned(campaign_id), abandoned, first), \
             self._sum_days(self.keys.humans(campaign_id), humans, first)
+
+    async def machine_count(self, campaign_id: str, since: float) -> int:
+        key = self.keys.machines(campaign_id)
+        counters: Mapping[object, object] = await self.redis.hgetall(key)  # type: ignore[assignment]
+        return self._sum_days(key, counters, self.day_bucket(since))
 
     @staticmethod
     def _sum_days(key: str, counters: Mapping[object, object], first: int) -> int:

@@ -220,3 +220,35 @@ def test_an_agent_hanging_up_before_the_customer_arrives_returns_the_call_to_the
     out = engine.handle(AgentPhoneGone(NOON + 3.1, "agent-0"))
     assert of(ConnectAgent, out) == [ConnectAgent(cid, "agent-1", False)]
     assert "agent-0" not in engine.agents
+
+
+def test_uk_mode_counts_estimated_amd_false_positives_as_abandoned() -> None:
+    engine = running(CampaignEngine(spec(DialMode.PREDICTIVE, amd=AmdMode.HANGUP, uk_mode=True,
+                                         amd_false_positive_rate=0.1)), agents=1)
+    from dialer.core.campaign import AbandonStats
+    engine.handle(AbandonStats(NOON, abandoned=1, humans=100, machines=50))
+    assert engine.abandon_rate == (1 + 5) / (100 + 5)
+    snap = engine.snapshot(NOON)
+    assert snap.abandoned_in_window == 6
+    cid = dial_one(engine)
+    engine.handle(CallAnswered(NOON + 1, cid))
+    engine.handle(AmdDone(NOON + 3, cid, "MACHINE"))
+    assert engine.machines == 51
+
+
+def test_outside_uk_mode_machines_do_not_count_as_abandoned() -> None:
+    engine = running(CampaignEngine(spec(DialMode.PREDICTIVE, amd=AmdMode.HANGUP)), agents=1)
+    from dialer.core.campaign import AbandonStats
+    engine.handle(AbandonStats(NOON, abandoned=1, humans=100, machines=50))
+    assert engine.abandon_rate == 0.01
+
+
+def test_after_an_abandoned_call_in_uk_mode_the_number_is_locked_out_for_72_hours() -> None:
+    engine = running(CampaignEngine(spec(DialMode.POWER, uk_mode=True)), agents=0)
+    cid = dial_one(engine)
+    engine.handle(CallAnswered(NOON + 3, cid))
+    engine.handle(TimerFired(NOON + 5, f"connect:{cid}"))
+    out = engine.handle(CallEnded(NOON + 15, cid, DialOutcome.ANSWERED, 16))
+    saved = of(SaveLead, out)[0].lead
+    assert saved.lockout_until == NOON + 15 + 72 * 3600
+    assert saved.next_at >= saved.lockout_until
