@@ -106,6 +106,7 @@ class TestbedConfig:
     sipp_ring_port: int = 15073
     sipp_reject_port: int = 15074
     sipp_agents_port: int = 15080
+    sipp_agent_dtmf_port: int = 15081
     debian_suite: str = "sid"
 
 
@@ -255,7 +256,7 @@ def load_config(
     tb_s = r.section(
         "testbed",
         {"cache_dir", "state_dir", "sipp_answer_port", "sipp_busy_port", "sipp_ring_port",
-         "sipp_reject_port", "sipp_agents_port", "debian_suite"},
+         "sipp_reject_port", "sipp_agents_port", "sipp_agent_dtmf_port", "debian_suite"},
     )
     home_cache = Path(env.get("XDG_CACHE_HOME", str(Path.home() / ".cache")))
     cache_dir = Path(env.get("DIALER_CACHE_DIR") or tb_s.get("cache_dir") or home_cache / "dialer")
@@ -265,6 +266,7 @@ def load_config(
         for key, default in (
             ("sipp_answer_port", 15071), ("sipp_busy_port", 15072), ("sipp_ring_port", 15073),
             ("sipp_reject_port", 15074), ("sipp_agents_port", 15080),
+            ("sipp_agent_dtmf_port", 15081),
         )
     }
     testbed = TestbedConfig(

@@ -36,6 +36,7 @@ from dialer.ari import (
 from dialer.ari.outcome import ChannelOutcome
 from dialer.core.agent import AgentState
 from dialer.core.campaign import (
+    PHONE_CODES,
     AbandonStats,
     AddDnc,
     AgentLogin,
@@ -53,6 +54,7 @@ from dialer.core.campaign import (
     Command,
     ConnectAgent,
     DigitPressed,
+    Disposition,
     Event,
     Hangup,
     HangupAgentPhone,
@@ -359,6 +361,11 @@ class CampaignRunner:
                 self.post(CallBridged(now, ch.id))
             case ChannelDtmfReceived(channel=ch, digit=digit) if ch.id in self.outcomes:
                 self.post(DigitPressed(now, ch.id, digit))
+            case ChannelDtmfReceived(channel=ch, digit=digit) if ch.id in self.agent_channels.values():
+                aid = next(a for a, c in self.agent_channels.items() if c == ch.id)
+                agent = self.engine.agents.get(aid)
+                if digit in PHONE_CODES and agent is not None and agent.call_id is not None:
+                    self.post(Disposition(now, aid, PHONE_CODES[digit]))
             case PlaybackFinished(playback=pb) if pb.id in self.playbacks:
                 self.post(PlaybackDone(now, self.playbacks.pop(pb.id)))
             case ChannelDestroyed(channel=ch) if ch.id in self.outcomes:

@@ -688,6 +688,10 @@ class CampaignEngine:
             self._offer_waiting(event.now, out)
 
 
+#: Disposition codes an agent keys on the phone's keypad during the call or wrap-up.
+PHONE_CODES: dict[str, str] = {"1": "sale", "2": "no_sale", "3": "not_interested", "4": "dnc",
+                               "5": "wrong_number", "6": "answering_machine", "9": "other"}
+
 DISPOSITIONS = frozenset({"sale", "no_sale", "callback", "dnc", "wrong_number", "other",
                           "not_interested", "answering_machine"})
 

@@ -51,6 +51,7 @@ SIPP_PEERS = (
     SippPeer("ring", "uas_ring.xml", "sipp_ring_port"),
     SippPeer("reject", "uas_reject.xml", "sipp_reject_port"),
     SippPeer("agents", "uas_answer.xml", "sipp_agents_port"),
+    SippPeer("agent-dtmf", "uas_agent_dtmf.xml", "sipp_agent_dtmf_port"),
 )
 
 

@@ -43,6 +43,7 @@ def conf_values(config: Config, etc_dir: str) -> dict[str, str]:
         "sipp_ring_port": str(tb.sipp_ring_port),
         "sipp_reject_port": str(tb.sipp_reject_port),
         "sipp_agents_port": str(tb.sipp_agents_port),
+        "sipp_agent_dtmf_port": str(tb.sipp_agent_dtmf_port),
     }
 
 

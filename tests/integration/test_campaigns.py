@@ -100,10 +100,11 @@ def campaign(cid: str = "it", **kw: Any) -> dict[str, Any]:
 
 async def setup(api: Client, numbers: list[str], agents: list[str], **kw: Any) -> None:
     await api.call("POST", "/campaigns", 201, json=campaign(**kw))
-    csv = "phone,first_name\n" + "".join(f"{n},Pat{i}\n" for i, n in enumerate(numbers))
-    report = await api.call("POST", "/campaigns/it/leads", 200, data=csv,
-                            headers={"Content-Type": "text/csv"})
-    assert report["added"] == len(numbers), report
+    if numbers:
+        csv = "phone,first_name\n" + "".join(f"{n},Pat{i}\n" for i, n in enumerate(numbers))
+        report = await api.call("POST", "/campaigns/it/leads", 200, data=csv,
+                                headers={"Content-Type": "text/csv"})
+        assert report["added"] == len(numbers), report
     await api.call("POST", "/campaigns/it/start", 200)
     for agent in agents:
         await api.call("POST", f"/agents/{agent}/login", 202, json={"campaign": "it"})
@@ -240,3 +241,28 @@ async def test_recording_on_a_campaign_records_the_call_under_its_id(
     async def written() -> bool:
         return bool(spool.exists() and spool.stat().st_size > 44)  # more than a WAV header
     await eventually(written, f"recording {spool}")
+
+
+async def test_an_agent_keys_the_disposition_on_the_phone(api: Client) -> None:
+    # agent-dtmf's sipp phone keys "1" (sale) 20 s after answering, during the call or wrap-up.
+    await setup(api, ["+12125550004"], ["agent-dtmf"], wrapup=60)
+    attempt = await api.ended_attempt("it:+12125550004")
+    assert attempt["agent_id"] == "agent-dtmf"
+
+    async def disposed() -> bool:
+        return bool((await api.attempts("it:+12125550004"))[0]["disposition"] == "sale")
+    await eventually(disposed, "the phone's disposition code", 60)
+
+
+async def test_when_the_agent_hangs_up_the_phone_the_session_ends_cleanly(
+    api: Client, server: Server
+) -> None:
+    await setup(api, [], ["agent-1005"])
+    runner = server.dialer.runners["it"] if server.dialer else None
+    assert runner is not None
+    channel = runner.agent_channels["agent-1005"]
+    await server.ari.rest.hangup(channel)  # as if the agent hung up their phone
+    await api.agent_state("agent-1005", "LOGGED_OUT")
+    bridges = {b.id for b in await server.ari.rest.list_bridges()}
+    assert "agentbr-agent-1005" not in bridges
+    assert "agent-1005" not in runner.engine.agents
