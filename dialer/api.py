@@ -10,6 +10,7 @@ import asyncio
 import functools
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
@@ -66,14 +67,24 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(500, "internal", "internal error (logged on the server)")
 
 
+YAML_TYPES = ("application/yaml", "text/yaml", "application/x-yaml")
+
+
 async def read_mapping(request: web.Request) -> dict[str, Any]:
-    text = await request.text()
     try:
-        if request.content_type in ("application/yaml", "text/yaml", "application/x-yaml"):
+        text = await request.text()
+    except LookupError:
+        raise ApiError(415, "unsupported_charset", f"unknown charset {request.charset!r}") from None
+    except UnicodeDecodeError:
+        raise ApiError(400, "malformed_body", "the request body is not valid UTF-8") from None
+    if request.content_type not in (*YAML_TYPES, "application/json") and text.strip():
+        raise ApiError(415, "unsupported_media_type", "send application/json or application/yaml")
+    try:
+        if request.content_type in YAML_TYPES:
             data = yaml.safe_load(text)
         else:
             data = json.loads(text) if text.strip() else {}
-    except (ValueError, yaml.YAMLError) as exc:
+    except (ValueError, yaml.YAMLError, RecursionError) as exc:
         raise ApiError(400, "malformed_body", f"cannot parse the request body: {exc}") from None
     if not isinstance(data, dict):
         raise ApiError(400, "malformed_body", "the request body must be an object")
@@ -82,7 +93,7 @@ async def read_mapping(request: web.Request) -> dict[str, Any]:
 
 def report_json(report: ImportReport, added: int, merged: int) -> dict[str, Any]:
     return {
-        "received": len(report.leads) + len(report.errors),
+        "received": len(report.leads) + len(report.errors) + report.duplicates_merged,
         "added": added,
         "merged": merged + report.duplicates_merged,
         "rejected": len(report.errors),
@@ -254,13 +265,13 @@ class Api:
         aid = request.match_info["aid"]
         body = await read_mapping(request)
         disposition = body.get("disposition")
-        if disposition not in DISPOSITIONS:
+        if not isinstance(disposition, str) or disposition not in DISPOSITIONS:
             raise ApiError(400, "bad_disposition",
                            f"'disposition' must be one of {', '.join(sorted(DISPOSITIONS))}")
         callback_at = body.get("callback_at")
         if disposition == "callback" and (
                 isinstance(callback_at, bool) or not isinstance(callback_at, int | float)
-                or callback_at <= self.clock()):
+                or not math.isfinite(callback_at) or callback_at <= self.clock()):
             raise ApiError(400, "bad_callback", "'callback_at' must be a future POSIX time")
         runner = self._runner_for(aid)
         agent = runner.engine.agents.get(aid)

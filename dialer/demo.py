@@ -1,46 +1,55 @@
-"""The README's main command: testbed up, server up, one real call end to end, a report.
+"""The README's main command: a predictive campaign against the local testbed.
 
-The call goes the way a predictive dialer connects customers to agents (nailed-up): the agent's
-sipp phone is called once and parked in the agent's own bridge; then a simulated customer is
-called, and when they answer they are added to that bridge, with no ringing on the agent side.
+Starts the testbed and the server, logs in sipp agent phones (nailed-up), imports a few hundred
+simulated customers (a dialplan mix of people who talk 20-60 s, busy lines, no answer,
+answering machines and dead numbers), runs a predictive campaign with AMD for a couple of
+minutes with a live progress line, and prints a summary. Everything goes through the same HTTP
+API an admin or agent would use.
+
+`--one-call` runs the foundation demo instead: one call to a simulated customer bridged to a
+sipp agent phone, narrated event by event.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
+import statistics
+import sys
 import time
 import uuid
+from collections import Counter
+from dataclasses import replace
+from typing import Any
 
-from dialer.ari import (
-    AriItem,
-    ChannelDestroyed,
-    ChannelEnteredBridge,
-    Dial,
-    StasisStart,
-)
+import aiohttp
+import redis.asyncio as aioredis
+
+from dialer.ari import AriItem, ChannelDestroyed, ChannelEnteredBridge, Dial, StasisStart
 from dialer.ari.outcome import ChannelOutcome
-from dialer.config import Config
+from dialer.config import Config, RedisConfig
+from dialer.errors import DialerError
 from dialer.server import Server
 from dialer.testbed import Testbed
 
 DEADLINE = 30.0
+DEMO_DB = 1  # the demo's own Redis database on the testbed, cleared at each run
+# The first digit of the line number picks the simulated customer (asterisk_conf/testbed):
+# 9 talks 20-60 s, 1 busy, 2 no answer, 5 answering machine, 4 unallocated.
+MIX = [("9", 0.45), ("1", 0.15), ("2", 0.2), ("5", 0.15), ("4", 0.05)]
 
 
-class Timeline:
-    def __init__(self) -> None:
-        self.t0 = time.monotonic()
-
-    def say(self, text: str) -> None:
-        print(f"  [{time.monotonic() - self.t0:6.3f} s] {text}", flush=True)
-
-
-async def run_demo(config: Config, keep: bool = False) -> int:
+async def run_demo(config: Config, keep: bool = False, one_call_only: bool = False,
+                   minutes: float = 2.0, agents: int = 6, leads: int = 300) -> int:
     testbed = Testbed(config, report=print)
     await asyncio.to_thread(testbed.up)
     try:
-        async with Server(config) as server:
-            print(f"server: up at {server.url} (ready: {server.url}/ready)")
-            await one_call(server)
+        if one_call_only:
+            async with Server(config) as server:
+                print(f"server: up at {server.url}")
+                await one_call(server)
+        else:
+            await campaign_demo(config, minutes, agents, leads)
     finally:
         if not keep:
             stopped = await asyncio.to_thread(testbed.down)
@@ -48,6 +57,139 @@ async def run_demo(config: Config, keep: bool = False) -> int:
         else:
             print("testbed: left running ('dialer testbed down' stops it)")
     return 0
+
+
+# --------------------------------------------------------------------------- campaign demo
+def demo_leads(count: int, rng: random.Random) -> str:
+    digits = [d for d, _ in MIX]
+    weights = [w for _, w in MIX]
+    rows = ["phone,first_name,segment,priority"]
+    for i in range(count):
+        d = rng.choices(digits, weights)[0]
+        # A random priority shuffles the dialing order (otherwise leads go in id order).
+        rows.append(f"+1212555{d}{i % 1000:03d},Customer{i},{rng.choice(['A', 'B'])},"
+                    f"{rng.randrange(1000)}")
+    return "\n".join(rows) + "\n"
+
+
+async def call_api(session: aiohttp.ClientSession, method: str, url: str, **kw: Any) -> Any:
+    async with session.request(method, url, **kw) as resp:
+        body = await resp.json()
+        if resp.status >= 400:
+            raise DialerError(f"{method} {url}: {resp.status} {body}")
+        return body
+
+
+async def campaign_demo(config: Config, minutes: float, n_agents: int, n_leads: int) -> None:
+    url = config.redis.url.rsplit("/", 1)[0] + f"/{DEMO_DB}"
+    flush = aioredis.from_url(url)
+    await flush.flushdb()
+    await flush.aclose()
+    cfg = replace(config, redis=RedisConfig(url))
+    async with Server(cfg) as server, aiohttp.ClientSession() as session:
+        base = server.url
+        print(f"server: up at {base} (metrics: {base}/metrics)")
+        await call_api(session, "POST", f"{base}/campaigns", json={
+            "id": "demo", "name": "Demo predictive campaign", "dial_mode": "predictive",
+            "trunk": "Local/{number}@simcust-pstn", "caller_id": "Demo <+15550100>",
+            "safe_harbor": {"seller": "Demo Co", "callback_number": "+15550100"},
+            "amd": "hangup", "wrapup": 3, "ring_timeout": 15, "max_cps": 10,
+            "max_channels": 40,
+            # Simulated customers answer at any hour; real campaigns keep 08:00-21:00.
+            "window": {"start": "00:00", "end": "23:59"},
+        })
+        csv = demo_leads(n_leads, random.Random(7))
+        report = await call_api(session, "POST", f"{base}/campaigns/demo/leads", data=csv,
+                                headers={"Content-Type": "text/csv"})
+        print(f"leads: {report['added']} imported ({report['merged']} merged duplicates, "
+              f"{report['rejected']} rejected)")
+        agent_ids = [f"agent-{1001 + i}" for i in range(n_agents)]
+        await call_api(session, "POST", f"{base}/campaigns/demo/start")
+        for aid in agent_ids:
+            await call_api(session, "POST", f"{base}/agents/{aid}/login",
+                           json={"campaign": "demo"})
+        runner = server.dialer.runners["demo"] if server.dialer else None
+        assert runner is not None
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 60
+        while len(runner.engine.agents) < n_agents or any(
+                a.state.value == "CONNECTING" for a in runner.engine.agents.values()):
+            if loop.time() > end:
+                raise DialerError("agents' phones did not answer within 60 s")
+            await asyncio.sleep(0.1)
+        print(f"agents: {n_agents} sipp phones logged in, nailed-up in their own bridges")
+        print(f"campaign: predictive, AMD on, running for {minutes:g} min")
+        started = time.time()
+        end = loop.time() + minutes * 60
+        while loop.time() < end:
+            await asyncio.sleep(1)
+            progress(runner, started)
+        if sys.stdout.isatty():
+            print()
+        await call_api(session, "POST", f"{base}/campaigns/demo/pause")
+        print("campaign: paused; letting calls in progress finish (up to 60 s)")
+        end = loop.time() + 60
+        while runner.engine.calls and loop.time() < end:
+            await asyncio.sleep(1)
+            progress(runner, started)
+        if sys.stdout.isatty():
+            print()
+        elapsed = time.time() - started
+        for cid in list(runner.engine.calls):
+            await server.ari.rest.hangup(cid)
+        for aid in agent_ids:
+            async with session.post(f"{base}/agents/{aid}/logout"):
+                pass
+        await summary(server, runner, elapsed, n_agents)
+
+
+def progress(runner: Any, started: float) -> None:
+    """One live line on a terminal; a line every 10 s otherwise (logs, CI)."""
+    engine = runner.engine
+    elapsed = time.time() - started
+    tty = sys.stdout.isatty()
+    if not tty and round(elapsed) % 10:
+        return
+    states = Counter(a.state.value for a in engine.agents.values())
+    start = "\r" if tty else ""
+    line = (f"{start}  {elapsed:5.0f} s | calls {len(engine.calls):2d} "
+            f"| agents talking {states['ON_CALL']}, ready {states['READY']}, "
+            f"wrap-up {states['WRAP_UP']} | humans {engine.humans} "
+            f"| abandoned {engine.abandoned} ({engine.abandon_rate:.1%})   ")
+    sys.stdout.write(line if tty else line + "\n")
+    sys.stdout.flush()
+
+
+async def summary(server: Server, runner: Any, elapsed: float, n_agents: int) -> None:
+    assert server.store is not None
+    attempts = await server.store.recent_attempts("demo", 100_000)
+    results = Counter(a.result.value if a.result else "in progress" for a in attempts)
+    talk = sum((a.ended_at or 0) - a.connected_at for a in attempts
+               if a.connected_at is not None and a.ended_at is not None)
+    latencies = [(a.connected_at - (a.amd_done_at or a.answered_at or a.connected_at)) * 1000
+                 for a in attempts if a.connected_at is not None]
+    humans = sum(results[r] for r in ("talked", "abandoned", "hung_up_early"))
+    agent_hours = n_agents * elapsed / 3600
+    print("summary:")
+    print(f"  attempts             {len(attempts)} in {elapsed / 60:.1f} min")
+    print("  outcomes             " + ", ".join(f"{k} {v}" for k, v in results.most_common()))
+    print(f"  talk time            {talk / 60:.1f} min = {talk / 60 / agent_hours:.1f} talk "
+          f"minutes per agent-hour ({n_agents} agents)")
+    print(f"  abandon rate         {results['abandoned'] / humans if humans else 0:.1%} of "
+          f"{humans} live answers (legal ceiling 3 %)")
+    if latencies:
+        print(f"  greeting -> agent    p50 {statistics.median(latencies):.0f} ms, "
+              f"max {max(latencies):.0f} ms (legal limit 2000 ms)")
+    print(f"  metrics              {server.url}/metrics (Prometheus); Grafana: docker/README.md")
+
+
+# ---------------------------------------------------------------------------- one call
+class Timeline:
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+
+    def say(self, text: str) -> None:
+        print(f"  [{time.monotonic() - self.t0:6.3f} s] {text}", flush=True)
 
 
 async def one_call(server: Server) -> None:

@@ -344,7 +344,8 @@ class CampaignEngine:
             self.pacer = make_pacer(self.spec.dial_mode, power_ratio=self.spec.power_ratio,
                                     abandon_target=self.spec.abandon_target)
         if self.limiter is None:
-            self.limiter = RateLimiter(cps=self.spec.max_cps)
+            # Up to one second of calls at once: carriers count calls per second.
+            self.limiter = RateLimiter(cps=self.spec.max_cps, burst=max(1.0, self.spec.max_cps))
 
     # ---------------------------------------------------------------------------- queries
     def ready_agents(self) -> list[Agent]:
@@ -356,7 +357,10 @@ class CampaignEngine:
                      if a.state in (AgentState.RESERVED, AgentState.ON_CALL))
         wrapping = tuple(now - a.since for a in self.agents.values()
                          if a.state is AgentState.WRAP_UP)
-        ringing = sum(1 for c in self.calls.values() if c.state is CallState.DIALING)
+        # Calls whose outcome is still open count as ringing: being dialed, or answered and
+        # still in AMD (each may yet become a person who needs an agent).
+        ringing = sum(1 for c in self.calls.values()
+                      if c.state in (CallState.DIALING, CallState.AMD))
         ringing += self.claims_pending
         in_progress = len(self.calls) + self.claims_pending
         return PacingSnapshot(

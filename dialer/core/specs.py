@@ -78,10 +78,24 @@ def _enum(data: Mapping[str, Any], key: str, enum: type[DialMode] | type[AmdMode
         raise SpecError(key, f"must be one of {choices}, got {value!r}") from None
 
 
+def _bool(data: Mapping[str, Any], key: str) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise SpecError(key, "must be true or false")
+    return value
+
+
+def _no_ring_agents(data: Mapping[str, Any]) -> bool:
+    if _bool(data, "ring_agents"):
+        raise SpecError("ring_agents", "ringing the agent per call is not supported yet: agents "
+                        "are connected nailed-up (their phone stays in their own bridge)")
+    return False
+
+
 def parse_campaign(data: object) -> CampaignSpec:
     if not isinstance(data, Mapping):
         raise SpecError("campaign", "must be a mapping")
-    unknown = sorted(set(data) - TOP_KEYS)
+    unknown = sorted(set(data) - TOP_KEYS, key=str)
     if unknown:
         raise SpecError(unknown[0], "unknown field")
     cid = _str(data, "id")
@@ -112,7 +126,7 @@ def parse_campaign(data: object) -> CampaignSpec:
     if not isinstance(retry_data, Mapping):
         raise SpecError("retry", "must be a mapping")
     retry_fields = {f.name for f in fields(RetryRules)}
-    bad = sorted(set(retry_data) - retry_fields)
+    bad = sorted(set(retry_data) - retry_fields, key=str)
     if bad:
         raise SpecError(f"retry.{bad[0]}", "unknown field")
     retry_kw: dict[str, Any] = {}
@@ -126,7 +140,7 @@ def parse_campaign(data: object) -> CampaignSpec:
     agents = data.get("agents", [])
     if not isinstance(agents, list) or not all(isinstance(a, str) for a in agents):
         raise SpecError("agents", "must be a list of agent ids")
-    uk_mode = bool(data.get("uk_mode", False))
+    uk_mode = _bool(data, "uk_mode")
     region = _str(data, "default_region", "US")
     if region not in phonenumbers.SUPPORTED_REGIONS:
         raise SpecError("default_region", f"unknown region '{region}' (ISO 3166 code, e.g. US)")
@@ -147,10 +161,10 @@ def parse_campaign(data: object) -> CampaignSpec:
         window_start=start,
         window_end=end,
         amd=_enum(data, "amd", AmdMode, "off"),
-        recording=bool(data.get("recording", False)),
+        recording=_bool(data, "recording"),
         uk_mode=uk_mode,
         amd_false_positive_rate=_num(data, "amd_false_positive_rate", 0.05, 0.0, 1.0),
-        ring_agents=bool(data.get("ring_agents", False)),
+        ring_agents=_no_ring_agents(data),
         wrapup=_num(data, "wrapup", 10, 0, 3600),
         default_region=region,
         retry=RetryRules(**({"abandoned": 72 * 3600.0} if uk_mode else {}) | retry_kw),

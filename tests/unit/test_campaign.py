@@ -252,3 +252,11 @@ def test_after_an_abandoned_call_in_uk_mode_the_number_is_locked_out_for_72_hour
     saved = of(SaveLead, out)[0].lead
     assert saved.lockout_until == NOON + 15 + 72 * 3600
     assert saved.next_at >= saved.lockout_until
+
+
+def test_calls_still_in_amd_count_as_pending_so_progressive_does_not_overdial() -> None:
+    engine = running(CampaignEngine(spec(DialMode.PROGRESSIVE, amd=AmdMode.HANGUP)), agents=1)
+    cid = dial_one(engine)
+    engine.handle(CallAnswered(NOON + 2, cid))  # now in AMD, outcome unknown
+    assert engine.snapshot(NOON + 2.5).calls_ringing == 1
+    assert engine.handle(Tick(NOON + 3)) == []
