@@ -413,13 +413,14 @@ class CampaignEngine:
                 self._ended(event, out)
             case DigitPressed(call_id=cid, digit=digit):
                 call = self.calls.get(cid)
-                if call and call.state is CallState.SAFE_HARBOR \
+                if call and call.state in (CallState.SAFE_HARBOR, CallState.AGENTLESS) \
                         and digit == self.spec.safe_harbor.optout_key:
                     out.append(AddDnc(call.lead.phone, self.spec.id))
                     call.lead = replace(call.lead, state=LeadState.DNC)
             case PlaybackDone(call_id=cid):
                 call = self.calls.get(cid)
-                if call and call.state in (CallState.SAFE_HARBOR, CallState.MESSAGE):
+                if call and call.state in (CallState.SAFE_HARBOR, CallState.MESSAGE,
+                                           CallState.AGENTLESS):
                     self._set(call, CallState.HANGING_UP, "PlaybackDone")
                     out.append(Hangup(cid))
             case TimerFired(now=now, key=key):
@@ -450,10 +451,11 @@ class CampaignEngine:
         assert self.pacer is not None
         assert self.limiter is not None
         snap = self.snapshot(now)
+        if snap.ready_agents == 0 and self.spec.dial_mode is not DialMode.AGENTLESS:
+            # Never dial while no agent is ready (progressive, power and predictive alike):
+            # the predictive look-ahead for agents about to be free applies once one is idle.
+            return
         wanted = self.pacer.decide(snap)
-        if self.spec.dial_mode is not DialMode.AGENTLESS and snap.ready_agents == 0 \
-                and self.spec.dial_mode in (DialMode.PROGRESSIVE, DialMode.POWER):
-            wanted = 0
         wanted = min(wanted, snap.leads_available, snap.channels_free)
         count = self.limiter.allow(now, wanted) if wanted > 0 else 0
         if count > 0:

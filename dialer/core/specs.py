@@ -144,10 +144,14 @@ def parse_campaign(data: object) -> CampaignSpec:
     region = _str(data, "default_region", "US")
     if region not in phonenumbers.SUPPORTED_REGIONS:
         raise SpecError("default_region", f"unknown region '{region}' (ISO 3166 code, e.g. US)")
+    dial_mode = _enum(data, "dial_mode", DialMode, "progressive")
+    if dial_mode is DialMode.PREVIEW:
+        raise SpecError("dial_mode", "preview is not supported yet: use progressive (one call "
+                        "per ready agent) or power")
     return CampaignSpec(
         id=cid,
         name=_str(data, "name", cid),
-        dial_mode=_enum(data, "dial_mode", DialMode, "progressive"),
+        dial_mode=dial_mode,
         trunk=trunk,
         caller_id=_str(data, "caller_id"),
         safe_harbor=safe_harbor,

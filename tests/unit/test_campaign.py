@@ -260,3 +260,31 @@ def test_calls_still_in_amd_count_as_pending_so_progressive_does_not_overdial() 
     engine.handle(CallAnswered(NOON + 2, cid))  # now in AMD, outcome unknown
     assert engine.snapshot(NOON + 2.5).calls_ringing == 1
     assert engine.handle(Tick(NOON + 3)) == []
+
+
+def test_predictive_never_dials_while_every_agent_is_busy() -> None:
+    engine = running(CampaignEngine(spec(DialMode.PREDICTIVE)), agents=1)
+    cid = dial_one(engine)
+    engine.handle(CallAnswered(NOON + 2, cid))
+    engine.handle(CallBridged(NOON + 2.01, cid))  # the only agent is now talking
+    for t in range(1, 120):
+        assert engine.handle(Tick(NOON + 2 + t)) == []
+
+
+def test_agentless_plays_the_outbound_message_to_a_person_then_hangs_up() -> None:
+    from dialer.core.campaign import RunAgentless
+    engine = running(CampaignEngine(spec(DialMode.AGENTLESS)), agents=0)
+    engine.handle(Tick(NOON))
+    cid = dial_one(engine)
+    assert of(RunAgentless, engine.handle(CallAnswered(NOON + 2, cid))) == [RunAgentless(cid)]
+    assert of(AddDnc, engine.handle(DigitPressed(NOON + 4, cid, "9"))) == [
+        AddDnc("+12125550001", "camp")]
+    assert of(Hangup, engine.handle(PlaybackDone(NOON + 9, cid))) == [Hangup(cid)]
+    out = engine.handle(CallEnded(NOON + 9, cid, DialOutcome.ANSWERED, 16))
+    assert of(SaveAttempt, out)[-1].attempt.result is AttemptResult.AGENTLESS
+    assert of(SaveLead, out)[0].lead.state is LeadState.DNC
+
+
+def test_agentless_dials_without_agents() -> None:
+    engine = running(CampaignEngine(spec(DialMode.AGENTLESS)), agents=0)
+    assert of(ClaimLeads, engine.handle(Tick(NOON + 1)))
