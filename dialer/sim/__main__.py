@@ -1,0 +1,3 @@
+from dialer.sim.bench import main
+
+raise SystemExit(main())

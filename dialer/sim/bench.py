@@ -1,0 +1,364 @@
+"""The pacing bench: policies side by side over the scenario grid and the special scenarios.
+
+    python -m dialer.sim grid [--quick] [--jobs N] [--seed S] [--img docs/img] [--markdown F]
+    python -m dialer.sim scenario NAME [--policy predictive] [--hours H] [--days D]
+    python -m dialer.sim scale [--agents 10000] [--hours 0.25]
+    python -m dialer.sim plot docs/img/pacing_runs.json   (tables and plots from a grid's JSON)
+
+Writes into --img (docs/img): pacing_runs[_quick].csv and .json (every run) and the plots.
+
+Every run of a cell uses the same seed, so policies meet the same customers (paired
+comparison). The power ratio is swept per cell by bisection on a log scale and the best ratio
+whose whole-run abandon rate is <= 3 % is kept: a ratio tuned with hindsight on the very seed
+it is scored on, which flatters the incumbent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from dialer.sim.metrics import RunResult
+from dialer.sim.policy import Policy, parse
+from dialer.sim.scenario import Scenario, grid, scale, specials
+from dialer.sim.simulator import simulate
+
+CEILING = 0.03
+SWEEP_STEPS = 5
+BASE_POLICIES = ("progressive", "vicidial", "predictive", "ringage")
+NO_SWEEP = ("month-5", "amd-uk-m15")  # too long to sweep / nothing to learn from a sweep
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    scenario: Scenario
+    policy: str  # a policy name, or "sweep" for the power-ratio sweep
+    seed: int
+    series: bool = False
+    ratio: float | None = None  # a fixed power ratio (policy "power")
+
+    @property
+    def cost(self) -> float:
+        return self.scenario.agent_days * (SWEEP_STEPS + 1 if self.policy == "sweep" else 1)
+
+
+def sweep(scenario: Scenario, seed: int, series: bool = False) -> list[RunResult]:
+    """Power ratios by bisection on a log scale between 1 and 6/L (L the mean live rate):
+    every run made."""
+    live = scenario.customers.live_mean
+    lo, hi = 1.0, 6.0 / live
+    runs: list[RunResult] = []
+    for _ in range(SWEEP_STEPS):
+        ratio = round(math.sqrt(lo * hi), 2)
+        run = simulate(scenario, Policy("power", ratio=ratio), seed, series=series)
+        runs.append(run)
+        if run.abandon <= CEILING:
+            lo = ratio
+        else:
+            hi = ratio
+    if not any(r.abandon <= CEILING for r in runs):
+        runs.append(simulate(scenario, Policy("power", ratio=1.0), seed, series=series))
+    return runs
+
+
+def best_power(runs: Iterable[RunResult]) -> RunResult | None:
+    ok = [r for r in runs if r.policy.startswith("power") and r.abandon <= CEILING]
+    return max(ok, key=lambda r: r.talk_min_per_hour, default=None)
+
+
+def execute(task: Task) -> list[RunResult]:
+    if task.policy == "sweep":
+        return sweep(task.scenario, task.seed, task.series)
+    policy = Policy("power", ratio=task.ratio) if task.ratio is not None else parse(task.policy)
+    return [simulate(task.scenario, policy, task.seed, series=task.series)]
+
+
+class Progress:
+    """A text progress bar on stderr, weighted by simulated agent-days."""
+
+    def __init__(self, total: float, enabled: bool) -> None:
+        self.total = total
+        self.done = 0.0
+        self.enabled = enabled
+        self.start = time.monotonic()
+
+    def step(self, cost: float, label: str) -> None:
+        self.done += cost
+        if not self.enabled:
+            return
+        frac = self.done / self.total if self.total else 1.0
+        bar = "#" * int(frac * 30)
+        elapsed = time.monotonic() - self.start
+        sys.stderr.write(f"\r[{bar:<30}] {frac:4.0%} {elapsed:5.0f}s  {label[:40]:<40}")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def run_tasks(tasks: Sequence[Task], jobs: int, progress: bool = True) -> list[RunResult]:
+    order = sorted(tasks, key=lambda t: -t.cost)
+    bar = Progress(sum(t.cost for t in tasks), progress)
+    out: list[RunResult] = []
+    if jobs <= 1:
+        for task in order:
+            out.extend(execute(task))
+            bar.step(task.cost, f"{task.scenario.name} {task.policy}")
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(execute, task): task for task in order}
+            for future in as_completed(futures):
+                task = futures[future]
+                out.extend(future.result())
+                bar.step(task.cost, f"{task.scenario.name} {task.policy}")
+    bar.close()
+    return out
+
+
+# ---------------------------------------------------------------------------------- tables
+def _by(results: Iterable[RunResult]) -> dict[str, dict[str, RunResult]]:
+    table: dict[str, dict[str, RunResult]] = {}
+    for r in results:
+        table.setdefault(r.scenario, {})[r.policy] = r
+    return table
+
+
+def _cell(r: RunResult | None, ratio: bool = False) -> str:
+    if r is None:
+        return "—"
+    extra = f" r={r.policy.split()[-1]}" if ratio else ""
+    return f"{r.talk_min_per_hour:4.1f} ({r.abandon:.1%}{extra})"
+
+
+def _ratio(a: RunResult | None, b: RunResult | None) -> str:
+    if a is None or b is None or b.talk_min_per_hour <= 0:
+        return "—"
+    return f"{a.talk_min_per_hour / b.talk_min_per_hour:.2f}x"
+
+
+def summary_table(results: Sequence[RunResult], scenarios: Sequence[Scenario]) -> str:
+    """Markdown: talk-min per agent-hour (whole-run abandon) per policy, and our ratios."""
+    table = _by(results)
+    head = ("| scenario | oracle | progressive | best power ≤3 % | VICIdial | predictive "
+            "| pred/oracle | pred/power | pred/VICIdial | ring-age (proposal) | ring-age/oracle |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for s in scenarios:
+        runs = table.get(s.name, {})
+        pred, ring = runs.get("predictive"), runs.get("ringage")
+        power, vici = best_power(runs.values()), runs.get("vicidial")
+        lines.append(
+            f"| {s.name} | {s.oracle_talk_min_per_hour:.1f} | {_cell(runs.get('progressive'))} | "
+            f"{_cell(power, ratio=True)} | {_cell(vici)} | {_cell(pred)} | "
+            f"{f'{pred.vs_oracle:.0%}' if pred else '—'} | {_ratio(pred, power)} | "
+            f"{_ratio(pred, vici)} | {_cell(ring)} | {f'{ring.vs_oracle:.0%}' if ring else '—'} |")
+    extra = sorted({r.scenario for r in results} - {s.name for s in scenarios})
+    for name in extra:
+        for r in table[name].values():
+            lines.append(f"| {name} | {r.oracle:.1f} | | {_cell(r, ratio=True)} | | | | | | | |"
+                         if r.policy.startswith("power") else
+                         f"| {name} ({r.policy}) | {r.oracle:.1f} | | | | {_cell(r)} | "
+                         f"{r.vs_oracle:.0%} | | | | |")
+    return "\n".join(lines)
+
+
+def detail_table(results: Sequence[RunResult]) -> str:
+    """Markdown: every run's yardsticks (of the power sweep, the best ratio ≤ 3 % only)."""
+    best = {id(b) for name, runs in _by(results).items()
+            if (b := best_power(r for r in results if r.scenario == name)) is not None}
+    results = [r for r in results if not r.policy.startswith("power") or id(r) in best
+               or r.scenario.startswith("drift (")]
+    head = ("| scenario | policy | talk-min/agent-h | occupancy | abandon (run = 30-day) | worst 30 d "
+            "| worst day | worst hour | true abandon (AMD FP) | p95 idle gap s | dials/connect "
+            "| leads used | agent-days/CPU-s |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in sorted(results, key=lambda r: (r.scenario, r.policy)):
+        lines.append(
+            f"| {r.scenario} | {r.policy} | {r.talk_min_per_hour:.1f} | {r.occupancy:.1%} | "
+            f"{r.abandon:.2%} | {r.abandon_30d:.2%} | {r.abandon_day:.2%} | {r.abandon_hour:.2%} | "
+            f"{r.true_abandon:.2%} | {r.idle_gap_p95:.0f} | {r.dials_per_connect:.1f} | "
+            f"{r.leads_used} | {r.speed:.2f} |")
+    return "\n".join(lines)
+
+
+def print_table(results: Sequence[RunResult], scenarios: Sequence[Scenario]) -> None:
+    print(summary_table(results, scenarios))
+
+
+def write_csv(results: Sequence[RunResult], path: Path) -> None:
+    fields = [f for f in RunResult.__dataclass_fields__ if f not in ("series", "results")]
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow([*fields, "vs_oracle", "speed"])
+        for r in sorted(results, key=lambda r: (r.scenario, r.policy)):
+            row = [getattr(r, k) for k in fields]
+            w.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row]
+                       + [f"{r.vs_oracle:.4f}", f"{r.speed:.3f}"])
+
+
+# -------------------------------------------------------------------------------- commands
+def grid_tasks(quick: bool, seed: int) -> tuple[list[Scenario], list[Task]]:
+    cells = grid(quick)
+    extra = specials(quick)
+    tasks: list[Task] = []
+    for s in [*cells, *extra]:
+        series = s.name in ("drift", "month-5")
+        for name in BASE_POLICIES:
+            tasks.append(Task(s, name, seed, series))
+        if s.name not in NO_SWEEP:
+            tasks.append(Task(s, "sweep", seed, series))
+    return [*cells, *extra], tasks
+
+
+def tuned_drift_task(results: Sequence[RunResult], scenarios: Sequence[Scenario],
+                     seed: int) -> Task | None:
+    """The drift day with the power ratio tuned on the static 15 % day (pooled-20)."""
+    tuned = best_power(r for r in results if r.scenario == "pooled-20")
+    drift = next((s for s in scenarios if s.name == "drift"), None)
+    if tuned is None or drift is None:
+        return None
+    ratio = float(tuned.policy.split()[-1])
+    return Task(replace(drift, name="drift (power tuned at 15 %)"), "power", seed, True, ratio)
+
+
+def cmd_grid(args: argparse.Namespace) -> int:
+    scenarios, tasks = grid_tasks(args.quick, args.seed)
+    t0 = time.monotonic()
+    cpu0 = time.process_time()
+    results = run_tasks(tasks, args.jobs, not args.no_progress)
+    follow = tuned_drift_task(results, scenarios, args.seed)
+    if follow is not None:
+        results.extend(execute(follow))
+    if args.scale_agents:
+        results.extend(execute(Task(scale(args.scale_agents, args.scale_hours), "predictive",
+                                    args.seed)))
+    wall = time.monotonic() - t0
+    cpu = sum(r.cpu_seconds for r in results)
+    print(summary_table(results, scenarios))
+    print()
+    print(f"{len(results)} runs, {sum(r.agent_days for r in results):.0f} simulated agent-days, "
+          f"{cpu:.0f} CPU-s in simulation, {wall:.0f} s wall with {args.jobs} jobs "
+          f"(driver CPU {time.process_time() - cpu0:.0f} s)")
+    out = Path(args.img)
+    out.mkdir(parents=True, exist_ok=True)
+    suffix = "_quick" if args.quick else ""
+    write_csv(results, out / f"pacing_runs{suffix}.csv")
+    (out / f"pacing_runs{suffix}.json").write_text(json.dumps([asdict(r) for r in results]))
+    if args.markdown:
+        Path(args.markdown).write_text(
+            "## Summary\n\n" + summary_table(results, scenarios) + "\n\n## Every run\n\n"
+            + detail_table(results) + "\n")
+    if not args.no_plots:
+        from dialer.sim.plots import draw_all  # matplotlib only when plotting
+
+        for path in draw_all(results, scenarios, out, suffix=suffix):
+            print(f"wrote {path}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    """Tables and plots again from a grid's JSON, without simulating."""
+    from dialer.sim.plots import draw_all, load
+
+    results = load(Path(args.results))
+    scenarios = [*grid(args.quick), *specials(args.quick)]
+    print(summary_table(results, scenarios))
+    if args.markdown:
+        Path(args.markdown).write_text(
+            "## Summary\n\n" + summary_table(results, scenarios) + "\n\n## Every run\n\n"
+            + detail_table(results) + "\n")
+    for path in draw_all(results, scenarios, Path(args.img), suffix="_quick" if args.quick else ""):
+        print(f"wrote {path}")
+    return 0
+
+
+def _find(name: str) -> Scenario:
+    for s in [*grid(False), *specials(False)]:
+        if s.name == name:
+            return s
+    names = ", ".join(s.name for s in [*grid(False), *specials(False)])
+    raise SystemExit(f"unknown scenario {name!r}; known: {names}")
+
+
+def _line(r: RunResult) -> str:
+    return (f"{r.scenario:<14} {r.policy:<12} talk-min/h {r.talk_min_per_hour:5.1f} "
+            f"({r.vs_oracle:4.0%} of {r.oracle:.1f})  occupancy {r.occupancy:5.1%}  "
+            f"abandon {r.abandon:5.2%} (day {r.abandon_day:5.2%}, hour {r.abandon_hour:5.2%}, "
+            f"true {r.true_abandon:5.2%})  p95 gap {r.idle_gap_p95:4.0f}s  "
+            f"dials/connect {r.dials_per_connect:4.1f}  leads {r.leads_used}  "
+            f"{r.agent_days:.1f} agent-days in {r.cpu_seconds:.1f} CPU-s ({r.speed:.2f}/s)")
+
+
+def cmd_scenario(args: argparse.Namespace) -> int:
+    s = _find(args.name)
+    if args.hours:
+        s = replace(s, staff=replace(s.staff, shift_hours=args.hours))
+    if args.days:
+        s = replace(s, days=args.days)
+    for text in args.policy or ["predictive"]:
+        runs = sweep(s, args.seed) if text == "sweep" else [simulate(s, parse(text), args.seed)]
+        for r in runs:
+            print(_line(r))
+    return 0
+
+
+def cmd_scale(args: argparse.Namespace) -> int:
+    s = scale(args.agents, args.hours)
+    r = simulate(s, parse(args.policy), args.seed)
+    print(_line(r))
+    print(f"{r.events} events, {r.dials} dials; {r.events / r.cpu_seconds:,.0f} events/CPU-s")
+    return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The bench's sub-commands, for `python -m dialer.sim` and `dialer bench pacing`."""
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    g = sub.add_parser("grid", help="every scenario x every policy; table, CSV and plots")
+    g.add_argument("--quick", action="store_true", help="5-100 agents, short shifts (~minutes)")
+    g.add_argument("--seed", type=int, default=1)
+    g.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    g.add_argument("--img", default="docs/img", help="where plots and the CSV go")
+    g.add_argument("--markdown", help="also write the tables to this Markdown file")
+    g.add_argument("--no-plots", action="store_true")
+    g.add_argument("--no-progress", action="store_true")
+    g.add_argument("--scale-agents", type=int, default=0,
+                   help="add a predictive run with this many agents (e.g. 10000)")
+    g.add_argument("--scale-hours", type=float, default=0.25)
+    g.set_defaults(func=cmd_grid)
+    p = sub.add_parser("plot", help="tables and plots again from a grid's pacing_runs*.json")
+    p.add_argument("results")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--img", default="docs/img")
+    p.add_argument("--markdown")
+    p.set_defaults(func=cmd_plot)
+    s = sub.add_parser("scenario", help="one scenario, one or more policies")
+    s.add_argument("name")
+    s.add_argument("--policy", action="append", default=[],
+                   help="progressive | vicidial | predictive | ringage | power:R | sweep")
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--hours", type=float)
+    s.add_argument("--days", type=int)
+    s.set_defaults(func=cmd_scenario)
+    c = sub.add_parser("scale", help="one large run, to measure the simulator's speed")
+    c.add_argument("--agents", type=int, default=10_000)
+    c.add_argument("--hours", type=float, default=0.25)
+    c.add_argument("--policy", default="predictive")
+    c.add_argument("--seed", type=int, default=1)
+    c.set_defaults(func=cmd_scale)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dialer.sim", description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    return func(args)

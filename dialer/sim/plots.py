@@ -1,0 +1,209 @@
+"""The bench's plots (matplotlib, Agg backend: files only, no display).
+
+* pacing_frontier.png: occupancy against abandon rate, every run, one panel per team size.
+* pacing_drift.png: the drift day over time — the true live-answer rate, talk minutes per
+  agent-hour and the campaign's cumulative abandon rate, per policy.
+* pacing_vs_oracle.png: our pacer (and the ring-age proposal) as a share of the oracle, per
+  cell, against the targets.
+* pacing_ringing_bias.png: why — the live answers the core's model expects from the calls in
+  flight against those truly still to come (a 100-agent hour, simulated here).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from dialer.core.model import CampaignSpec
+from dialer.sim.bench import best_power
+from dialer.sim.metrics import RunResult, Series
+from dialer.sim.scenario import Scenario
+
+COLORS = {"progressive": "tab:gray", "vicidial": "tab:red", "predictive": "tab:blue",
+          "ringage": "tab:green", "power": "tab:orange", "power (tuned at 15 %)": "tab:brown"}
+TARGETS = {5: 0.70, 20: 0.90, 100: 0.97}
+
+
+def _is_cell(name: str) -> bool:
+    """A grid cell's name: a<agents>-l<live>-t<talk>."""
+    return re.fullmatch(r"a\d+-l\d+-t\d+", name) is not None
+
+
+def _kind(r: RunResult) -> str:
+    return "power" if r.policy.startswith("power") else r.policy
+
+
+def frontier(results: Sequence[RunResult], path: Path) -> Path:
+    sizes = sorted({r.agents for r in results if _is_cell(r.scenario)})
+    fig, axes = plt.subplots(1, len(sizes), figsize=(4.2 * len(sizes), 4.2), squeeze=False)
+    for ax, size in zip(axes[0], sizes, strict=True):
+        runs = [r for r in results if r.agents == size and _is_cell(r.scenario)]
+        for kind in ("power", "progressive", "vicidial", "predictive", "ringage"):
+            pts = [r for r in runs if _kind(r) == kind]
+            if not pts:
+                continue
+            ax.scatter([100 * r.abandon for r in pts], [100 * r.occupancy for r in pts],
+                       s=14 if kind == "power" else 30, alpha=0.45 if kind == "power" else 0.9,
+                       color=COLORS[kind], label=kind if kind != "ringage" else "ring-age (proposal)")
+        ax.axvline(3.0, color="black", lw=0.8, ls="--")
+        ax.set_xscale("symlog", linthresh=1.0)
+        ax.set_xlim(left=0.0)
+        ax.set_title(f"{size} agents")
+        ax.set_xlabel("abandon rate, % of live answers")
+        ax.set_ylabel("occupancy, %")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7, loc="lower right")
+    fig.suptitle("Occupancy against abandon, every grid cell (power: every ratio swept)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def drift(results: Sequence[RunResult], path: Path) -> Path | None:
+    runs = [r for r in results if r.scenario.startswith("drift") and r.series is not None]
+    if not runs:
+        return None
+    best = best_power(r for r in runs if r.scenario == "drift")
+    chosen: list[tuple[str, RunResult]] = []
+    for r in runs:
+        if r.scenario != "drift":
+            chosen.append(("power (tuned at 15 %)", r))
+        elif not r.policy.startswith("power"):
+            chosen.append((r.policy, r))
+        elif r is best:
+            chosen.append(("power", r))
+    fig, (a0, a1, a2) = plt.subplots(3, 1, figsize=(9, 9), sharex=True,
+                                     gridspec_kw={"height_ratios": [1, 2, 2]})
+    first = chosen[0][1].series
+    assert first is not None
+    a0.plot(first.t, [100 * x for x in first.live], color="black")
+    a0.set_ylabel("live answer, %")
+    a0.set_title("Drift day: 20 agents, 90 s talk, live answer 15 % -> 30 % -> 10 %")
+    for label, r in chosen:
+        s = r.series
+        assert s is not None
+        name = f"{label} {r.policy.split()[-1]}" if label.startswith("power") else label
+        a1.plot(s.t, s.talk_min_per_hour, color=COLORS.get(label, "tab:purple"), label=name, lw=1.2)
+        a2.plot(s.t, [100 * x for x in s.cumulative_abandon], color=COLORS.get(label, "tab:purple"),
+                label=name, lw=1.2)
+    a1.axhline(chosen[0][1].oracle, color="black", ls=":", lw=0.8, label="oracle")
+    a1.set_ylabel("talk-min per agent-hour (15 min bins)")
+    a1.legend(fontsize=7, ncol=3)
+    a2.axhline(3.0, color="black", ls="--", lw=0.8)
+    a2.set_ylabel("abandon since start, %")
+    a2.set_xlabel("hours into the day")
+    a2.set_yscale("symlog", linthresh=1.0)
+    a2.set_ylim(bottom=0.0)
+    for ax in (a0, a1, a2):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def vs_oracle(results: Sequence[RunResult], scenarios: Sequence[Scenario], path: Path) -> Path:
+    cells = [s for s in scenarios if _is_cell(s.name)]
+    by = {(r.scenario, r.policy): r for r in results}
+    fig, ax = plt.subplots(figsize=(max(8.0, 0.5 * len(cells)), 4.8))
+    x = range(len(cells))
+    power = [best_power(r for r in results if r.scenario == s.name) for s in cells]
+    ax.bar([i - 0.27 for i in x], [100 * p.vs_oracle if p else 0.0 for p in power], width=0.27,
+           color=COLORS["power"], label="best power ratio ≤ 3 % (hindsight)")
+    for offset, policy, color in ((0.0, "predictive", COLORS["predictive"]),
+                                  (0.27, "ringage", COLORS["ringage"])):
+        ys = [100 * by[(s.name, policy)].vs_oracle if (s.name, policy) in by else 0.0 for s in cells]
+        ax.bar([i + offset for i in x], ys, width=0.27, color=color,
+               label="predictive (core)" if policy == "predictive" else "ring-age (proposal)")
+    for i, s in enumerate(cells):
+        target = TARGETS.get(s.staff.agents)
+        if target:
+            ax.plot([i - 0.45, i + 0.45], [100 * target] * 2, color="black", lw=1.5)
+    ax.set_xticks(list(x), [s.name for s in cells], rotation=70, fontsize=7)
+    ax.set_ylabel("talk-min per agent-hour, % of oracle")
+    ax.set_ylim(0, 105)
+    ax.set_title("Our pacer against the clairvoyant bound (black bars: targets at 5/20/100 agents)")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def ringing_bias(path: Path, seed: int = 1, agents: int = 100, hours: float = 1.0) -> Path:
+    """Why the core's pacer under-dials: at each decision, the live answers its model expects
+    from the calls in flight (calls × p) against those truly still to come, on a 100-agent
+    hour (15 % live answer, 60 s talk)."""
+    from dialer.core.pacing import PredictivePacer
+    from dialer.sim.policy import Policy
+    from dialer.sim.proposal import RingingProbe
+    from dialer.sim.scenario import cell
+    from dialer.sim.simulator import Simulator
+
+    s = cell(agents, 0.15, 60.0)
+    s = replace(s, staff=replace(s.staff, shift_hours=hours, breaks=0))
+    probes: list[RingingProbe] = []
+
+    def factory(spec: CampaignSpec) -> RingingProbe:
+        probes.append(RingingProbe(PredictivePacer(spec.abandon_target)))
+        return probes[-1]
+
+    Simulator(s, Policy("predictive"), seed, pacer_factory=factory).run()
+    samples = probes[0].samples
+    t0 = samples[0][0]
+    fig, (a0, a1) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [2, 1]})
+    step = max(1, len(samples) // 600)
+    a0.plot([(t - t0) / 60 for t, _, _ in samples[::step]], [m for _, m, _ in samples[::step]],
+            color=COLORS["predictive"], lw=1, label="expected by the core's model: calls in flight × p")
+    a0.plot([(t - t0) / 60 for t, _, _ in samples[::step]], [h for _, _, h in samples[::step]],
+            color="black", lw=1, label="truly still to come (simulator)")
+    a0.set_xlabel("minutes")
+    a0.set_ylabel("live answers from calls in flight")
+    a0.legend(fontsize=8)
+    a0.grid(alpha=0.3)
+    mean_model = sum(m for _, m, _ in samples) / len(samples)
+    mean_true = sum(h for _, _, h in samples) / len(samples)
+    a1.bar(["model", "truth"], [mean_model, mean_true], color=[COLORS["predictive"], "black"])
+    a1.set_title(f"mean: {mean_model:.1f} vs {mean_true:.1f} ({mean_model / mean_true:.1f}x)")
+    a1.grid(axis="y", alpha=0.3)
+    fig.suptitle("Why predictive under-dials: every ringing call counts as a fresh call "
+                 f"({agents} agents, 15 % live, 60 s talk)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def draw_all(results: Sequence[RunResult], scenarios: Sequence[Scenario], out: Path,
+             suffix: str = "", bias: tuple[int, float] = (100, 1.0)) -> list[Path]:
+    """Every plot; `bias`: (agents, hours) of the run behind the "why" plot."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [frontier(results, out / f"pacing_frontier{suffix}.png"),
+             drift(results, out / f"pacing_drift{suffix}.png"),
+             vs_oracle(results, scenarios, out / f"pacing_vs_oracle{suffix}.png"),
+             ringing_bias(out / f"pacing_ringing_bias{suffix}.png", agents=bias[0], hours=bias[1])]
+    return [p for p in paths if p is not None]
+
+
+def load(path: Path) -> list[RunResult]:
+    """Results written by `grid --json`."""
+    out = []
+    for row in json.loads(path.read_text()):
+        data: dict[str, Any] = dict(row)
+        series = data.pop("series")
+        data["results"] = tuple(tuple(x) for x in data["results"])
+        if series is not None:
+            series = Series(**{k: tuple(v) for k, v in series.items()})
+        out.append(RunResult(**data, series=series))
+    return out

@@ -1,0 +1,91 @@
+"""Dialing policies, side by side: each is a pacer object from `dialer.core.pacing` handed to the
+same `CampaignEngine` (no pacing logic lives in the simulator), plus the dial mode the engine is
+told (progressive and power never dial with nobody ready; the engine enforces that too).
+
+* progressive: `ProgressivePacer`.
+* power(r): `PowerPacer(r)`; the bench sweeps r and keeps the best one under 3 %.
+* vicidial: `VicidialAdaptPacer`, the replica of VICIdial's ADAPT_HARD_LIMIT written from
+  design/DIALING.md §3. Its maximum level is an operator setting; VICIdial's default (3.0)
+  cannot reach a useful level at 5 % live answer, so the bench gives it max(3, 1.5 / live rate),
+  what an operator who knows the list would set.
+* predictive: what `make_pacer(DialMode.PREDICTIVE, ...)` builds for a campaign — our pacer,
+  with its online `Estimator` (never given the simulator's parameters).
+* ringage: a measured proposal, not a shipped policy — the core's `PredictivePacer` fed
+  ringing calls weighted by their age (dialer.sim.proposal).
+* oracle: not simulated — the clairvoyant bound of DIALING.md §4, computed analytically as
+  60 × T / (T + W) talk-minutes per agent-hour at 100 % occupancy and 0 % abandon.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dialer.core.model import CampaignSpec, DialMode
+from dialer.core.pacing import Pacer, PredictivePacer, VicidialAdaptPacer, make_pacer
+from dialer.sim.proposal import RingAgeAdapter
+
+_OPTIONS = ("safety", "taper_start", "connect_grace", "warmup_dials", "exact_limit")
+_INT_OPTIONS = ("warmup_dials", "exact_limit")
+POLICIES = ("progressive", "power", "vicidial", "predictive", "ringage")
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    name: str  # one of POLICIES
+    ratio: float = 1.0  # power only
+    vicidial_max_level: float | None = None  # None: max(3, 1.5 / live)
+    # predictive / ringage: PredictivePacer keyword arguments (safety, taper_start,
+    # connect_grace, warmup_dials, exact_limit), to measure what a setting would buy.
+    options: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.name not in POLICIES:
+            raise ValueError(f"unknown policy {self.name!r}; expected one of {', '.join(POLICIES)}")
+
+    @property
+    def label(self) -> str:
+        if self.name == "power":
+            return f"power {self.ratio:g}"
+        if self.options:
+            return self.name + ":" + ",".join(f"{k}={v:g}" for k, v in self.options)
+        return self.name
+
+    @property
+    def mode(self) -> DialMode:
+        match self.name:
+            case "progressive":
+                return DialMode.PROGRESSIVE
+            case "power":
+                return DialMode.POWER
+            case _:
+                return DialMode.PREDICTIVE
+
+    def pacer(self, spec: CampaignSpec, live: float) -> Pacer:
+        """A fresh pacer for one campaign (`live`: the list's mean live-answer rate, used only
+        for the VICIdial operator's maximum level)."""
+        if self.name == "vicidial":
+            top = self.vicidial_max_level or max(3.0, 1.5 / max(live, 1e-3))
+            return VicidialAdaptPacer(spec.abandon_target, max_level=top)
+        kw: dict[str, Any] = {k: int(v) if k in _INT_OPTIONS else v for k, v in self.options}
+        if self.name == "ringage":
+            return RingAgeAdapter(PredictivePacer(spec.abandon_target, **kw))
+        if self.name == "predictive" and kw:
+            return PredictivePacer(spec.abandon_target, **kw)
+        return make_pacer(spec.dial_mode, power_ratio=spec.power_ratio,
+                          abandon_target=spec.abandon_target)
+
+
+def parse(text: str) -> Policy:
+    """'progressive', 'vicidial', 'predictive', 'ringage', 'power:2.5', or a predictive one with
+    pacer settings: 'predictive:safety=1,connect_grace=2'."""
+    name, _, arg = text.partition(":")
+    if name == "power":
+        return Policy("power", ratio=float(arg or "1.5"))
+    options = []
+    for item in filter(None, arg.split(",")):
+        key, _, value = item.partition("=")
+        if key not in _OPTIONS or name not in ("predictive", "ringage"):
+            raise ValueError(f"unknown setting {key!r} for policy {name!r}")
+        options.append((key, float(value)))
+    return Policy(name, options=tuple(options))

@@ -1,0 +1,73 @@
+"""The bench command and its outputs, on tiny runs."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from dialer.sim.bench import Task, best_power, detail_table, execute, main, summary_table, write_csv
+from dialer.sim.metrics import RunResult
+from dialer.sim.scenario import cell, grid, specials
+
+
+def tiny(hours: float = 0.2) -> list[RunResult]:
+    s = cell(5, 0.3, 60.0)
+    s = replace(s, staff=replace(s.staff, shift_hours=hours, breaks=0))
+    out: list[RunResult] = []
+    for name in ("progressive", "predictive", "vicidial", "ringage"):
+        out.extend(execute(Task(s, name, 1)))
+    out.extend(execute(Task(s, "power", 1, ratio=1.5)))
+    out.extend(execute(Task(s, "power", 1, ratio=9.0)))
+    return out
+
+
+def test_the_grid_is_agents_by_live_rate_by_talk() -> None:
+    full = grid()
+    assert {s.staff.agents for s in full} == {5, 20, 100, 500}
+    assert {s.customers.live for s in full} == {0.05, 0.15, 0.30}
+    assert {s.customers.talk_mean for s in full} == {60.0, 180.0}
+    assert len(full) == 24
+    names = {s.name for s in specials()}
+    assert {"drift", "churn", "amd-uk", "subpools-4x5", "month-5"} <= names
+    assert all(s.staff.agents < 500 for s in grid(quick=True))
+
+
+def test_best_power_is_the_best_ratio_under_the_ceiling() -> None:
+    runs = tiny()
+    best = best_power(runs)
+    assert best is None or (best.policy.startswith("power") and best.abandon <= 0.03)
+    under = [r for r in runs if r.policy.startswith("power") and r.abandon <= 0.03]
+    assert best is None or all(best.talk_min_per_hour >= r.talk_min_per_hour for r in under)
+
+
+def test_tables_and_csv(tmp_path: Path) -> None:
+    runs = tiny()
+    scenarios = [cell(5, 0.3, 60.0)]
+    table = summary_table(runs, scenarios)
+    assert table.count("\n") == 2
+    assert "a5-l30-t60" in table
+    shown = [r for r in runs if not r.policy.startswith("power")] + \
+        ([best] if (best := best_power(runs)) is not None else [])
+    assert detail_table(runs).count("\n") == len(shown) + 1
+    write_csv(runs, tmp_path / "runs.csv")
+    assert len((tmp_path / "runs.csv").read_text().splitlines()) == len(runs) + 1
+
+
+def test_scenario_command_prints_one_line_per_run(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scenario", "a5-l30-t60", "--hours", "0.1", "--policy", "progressive",
+                 "--policy", "power:1.5"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2
+    assert "talk-min/h" in out[0]
+    assert "power 1.5" in out[1]
+
+
+def test_plots_are_written(tmp_path: Path) -> None:
+    from dialer.sim.plots import draw_all  # matplotlib: the `bench` extra, in `dev` too
+
+    runs = tiny(0.1)
+    paths = draw_all(runs, [cell(5, 0.3, 60.0)], tmp_path, bias=(10, 0.25))
+    assert paths
+    assert all(p.stat().st_size > 1000 for p in paths)
