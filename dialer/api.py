@@ -1,13 +1,18 @@
-"""The HTTP API (aiohttp): campaigns, leads, agents, DNC.
+"""The HTTP API (aiohttp): campaigns, leads, agents, DNC; described by `dialer.openapi`
+(served at /openapi.json) and guarded by `dialer.auth` (bearer tokens, roles per route).
 
 Errors are JSON `{"error": {"code": "<stable code>", "message": "..."}}` with a 4xx status;
 nothing is changed by a refused request. HTTP status mapping lives here and nowhere else.
+Request bodies: lead files and DNC lists up to MAX_BODY, JSON/YAML objects up to
+MAX_OBJECT_BODY (parsing is CPU-bound; a campaign or an agent action is a few hundred bytes).
 """
 
 from __future__ import annotations
 
 import asyncio
+import csv
 import functools
+import io
 import json
 import logging
 import math
@@ -25,12 +30,15 @@ from dialer.core.leads import ImportReport, parse_leads_csv, parse_leads_json
 from dialer.core.model import LeadState
 from dialer.core.specs import SpecError, parse_campaign
 from dialer.errors import DialerError
+from dialer.openapi import openapi_document
 from dialer.runner import Dialer
 from dialer.store.base import Store
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 16 * 1024 * 1024  # lead files can be large; anything bigger is refused (413)
+MAX_OBJECT_BODY = 1024 * 1024  # JSON/YAML objects (campaigns, agent actions, DNC numbers)
+MAX_OFFSET = 10**12  # listing leads: far beyond any campaign, far below Redis' 64-bit ranges
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -71,8 +79,12 @@ YAML_TYPES = ("application/yaml", "text/yaml", "application/x-yaml")
 
 
 async def read_mapping(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()  # at most MAX_BODY (the application's client_max_size)
+    if len(raw) > MAX_OBJECT_BODY:
+        raise ApiError(413, "too_large", f"request body over {MAX_OBJECT_BODY} bytes (a JSON or "
+                                         "YAML object)")
     try:
-        text = await request.text()
+        text = raw.decode(request.charset or "utf-8")
     except LookupError:
         raise ApiError(415, "unsupported_charset", f"unknown charset {request.charset!r}") from None
     except UnicodeDecodeError:
@@ -114,6 +126,7 @@ class Api:
         r.add_get("/campaigns/{cid}", self.get_campaign)
         r.add_post("/campaigns/{cid}/start", self.start_campaign)
         r.add_post("/campaigns/{cid}/pause", self.pause_campaign)
+        r.add_post("/campaigns/{cid}/stop", self.stop_campaign)
         r.add_post("/campaigns/{cid}/leads", self.import_leads)
         r.add_get("/campaigns/{cid}/leads", self.list_leads)
         r.add_get("/leads/{lid}", self.get_lead)
@@ -125,7 +138,33 @@ class Api:
         r.add_post("/agents/{aid}/disposition", self.agent_disposition)
         r.add_get("/agents/{aid}", self.get_agent)
         r.add_post("/dnc", self.dnc_add)
+        r.add_post("/dnc/import", self.dnc_import)
         r.add_get("/dnc/{number}", self.dnc_check)
+        r.add_get("/openapi.json", self.openapi)
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(openapi_document(MAX_BODY, MAX_OBJECT_BODY))
+
+    async def agent_on_lead(self, agent_id: str | None, lead_id: str) -> bool:
+        """Is `lead_id` the lead of the call `agent_id` is on (any agent's, for None)? For
+        `dialer.auth`: an agent may read the lead of their current call, and no other."""
+        runners = list(self.dialer.runners.values())
+        for runner in runners:
+            engine = runner.engine
+            agents = [engine.agents.get(agent_id)] if agent_id else list(engine.agents.values())
+            for agent in agents:
+                if agent is None or agent.call_id is None:
+                    continue
+                call = engine.calls.get(agent.call_id)
+                if call is not None:
+                    if call.lead.id == lead_id:
+                        return True
+                    continue
+                # Wrap-up: the call has ended, its attempt is in the store.
+                attempt = await self.store.get_attempt(agent.call_id)
+                if attempt is not None and attempt.lead_id == lead_id:
+                    return True
+        return False
 
     # --------------------------------------------------------------------------- campaigns
     async def _campaign(self, cid: str) -> Any:
@@ -169,14 +208,26 @@ class Api:
         return web.json_response(body)
 
     async def start_campaign(self, request: web.Request) -> web.Response:
+        """Start, or resume a paused or stopped campaign."""
         spec = await self._campaign(request.match_info["cid"])
         await self.dialer.start_campaign(spec.id)
         return web.json_response({"id": spec.id, "status": "running"})
 
     async def pause_campaign(self, request: web.Request) -> web.Response:
         spec = await self._campaign(request.match_info["cid"])
+        if await self.store.get_campaign_status(spec.id) == "stopped":
+            raise ApiError(409, "campaign_stopped", f"campaign '{spec.id}' is stopped")
         await self.dialer.pause_campaign(spec.id)
         return web.json_response({"id": spec.id, "status": "paused"})
+
+    async def stop_campaign(self, request: web.Request) -> web.Response:
+        """No new calls (calls in progress finish), and marked stopped: it stays so after a
+        restart until someone starts it again."""
+        spec = await self._campaign(request.match_info["cid"])
+        if spec.id in self.dialer.runners:
+            await self.dialer.pause_campaign(spec.id)
+        await self.store.set_campaign_status(spec.id, "stopped")
+        return web.json_response({"id": spec.id, "status": "stopped"})
 
     # ------------------------------------------------------------------------------- leads
     async def import_leads(self, request: web.Request) -> web.Response:
@@ -205,8 +256,9 @@ class Api:
             limit = int(request.query.get("limit", "100"))
         except ValueError as exc:
             raise ApiError(400, "bad_query", str(exc)) from None
-        if not (offset >= 0 and 1 <= limit <= 1000):
-            raise ApiError(400, "bad_query", "offset >= 0 and 1 <= limit <= 1000")
+        if not (0 <= offset <= MAX_OFFSET and 1 <= limit <= 1000):
+            # Redis takes 64-bit ranges only: a larger offset would fail there (500).
+            raise ApiError(400, "bad_query", f"0 <= offset <= {MAX_OFFSET} and 1 <= limit <= 1000")
         leads = await self.store.list_leads(spec.id, state=state, offset=offset, limit=limit)
         return web.json_response({"leads": [lead_json(lead) for lead in leads]})
 
@@ -295,8 +347,10 @@ class Api:
         campaign = body.get("campaign")
         if not isinstance(numbers, list) or not numbers:
             raise ApiError(400, "missing_field", "'number' or 'numbers' is required")
+        if campaign is not None and not isinstance(campaign, str):
+            raise ApiError(400, "bad_campaign", "'campaign' must be a campaign id (a string)")
         if campaign is not None:
-            await self._campaign(str(campaign))
+            await self._campaign(campaign)
         good, errors = [], []
         for i, raw in enumerate(numbers):
             try:
@@ -307,6 +361,32 @@ class Api:
         return web.json_response({"added": added, "rejected": errors},
                                  status=200 if good or not errors else 422)
 
+    async def dnc_import(self, request: web.Request) -> web.Response:
+        """A list of numbers, one per line (text/plain; text/csv: the first column, a header
+        row allowed), each accepted or rejected by its row number."""
+        if request.content_type not in ("text/plain", "text/csv"):
+            raise ApiError(415, "unsupported_media_type", "send the numbers as text/plain or text/csv")
+        campaign = request.query.get("campaign")
+        region = request.query.get("region", "US")
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ApiError(400, "bad_query", f"unknown region {region[:10]!r} (ISO 3166, e.g. US)")
+        data = await request.read()
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ApiError(400, "malformed_body", "the request body is not valid UTF-8") from None
+        if campaign is not None:
+            await self._campaign(campaign)
+        # Parsing is CPU-bound (phonenumbers): off the event loop.
+        good, errors, received = await asyncio.to_thread(
+            parse_dnc_rows, text, region, request.content_type == "text/csv")
+        if not received:
+            raise ApiError(400, "missing_field", "no numbers in the body (one per line)")
+        added = await self.store.dnc_add_many(good, campaign) if good else 0
+        report = {"received": received, "added": added, "already_listed": len(good) - added,
+                  "rejected": len(errors), "errors": errors}
+        return web.json_response(report, status=200 if good else 422)
+
     async def dnc_check(self, request: web.Request) -> web.Response:
         try:
             number = e164(request.match_info["number"], request.query.get("region", "US"))
@@ -315,6 +395,38 @@ class Api:
         campaign = request.query.get("campaign")
         listed = await self.store.dnc_contains(number, campaign or "")
         return web.json_response({"number": number, "dnc": listed})
+
+
+PHONE_HEADERS = frozenset({"phone", "phone_number", "number", "e164"})
+
+
+def parse_dnc_rows(text: str, region: str, is_csv: bool) -> tuple[list[str], list[dict[str, Any]], int]:
+    """(E.164 numbers, rejected rows as {row, number, reason}, rows holding a number). Rows are
+    numbered from 1 as in the body; blank rows and `#` comments are skipped."""
+    good: list[str] = []
+    errors: list[dict[str, Any]] = []
+    received = 0
+    lines = text.splitlines()
+    rows: list[str] = []
+    if is_csv:
+        try:
+            rows = [fields[0] if fields else "" for fields in csv.reader(io.StringIO(text))]
+        except csv.Error:
+            rows = [line.split(",", 1)[0] for line in lines]
+    else:
+        rows = lines
+    for number, raw in enumerate(rows, start=1):
+        value = raw.strip()
+        if not value or value.startswith("#"):
+            continue
+        if number == 1 and is_csv and value.lower() in PHONE_HEADERS:
+            continue
+        received += 1
+        try:
+            good.append(e164(value, region))
+        except ValueError as exc:
+            errors.append({"row": number, "number": value[:40], "reason": str(exc)})
+    return good, errors, received
 
 
 def e164(raw: str, region: str) -> str:

@@ -89,7 +89,7 @@ def _client(args: argparse.Namespace) -> DialerClient:
         any_address = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104
         host = any_address.get(server.host, server.host)
         url = f"http://{f'[{host}]' if ':' in host else host}:{server.port}"
-    return DialerClient(url)
+    return DialerClient(url, token=args.token or os.environ.get("DIALER_TOKEN"))
 
 
 def _read(path: Path) -> bytes:
@@ -276,6 +276,8 @@ def _add_client_commands(sub: Any) -> None:
     server.add_argument("--server", metavar="URL", default=argparse.SUPPRESS,
                         help="the dialer server (default: $DIALER_SERVER, else "
                              "http://server.host:server.port from the config)")
+    server.add_argument("--token", metavar="TOKEN", default=argparse.SUPPRESS,
+                        help="the API token (default: $DIALER_TOKEN)")
 
     camp = sub.add_parser("campaign", help="create, list, start, pause and inspect campaigns",
                           description="Campaigns on a running dialer server (`dialer serve`).")
@@ -357,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--server", metavar="URL",
                         help="the dialer server for campaign, leads and dnc (default: "
                              "$DIALER_SERVER, else http://server.host:server.port from the config)")
+    parser.add_argument("--token", metavar="TOKEN",
+                        help="the API token for campaign, leads and dnc (default: $DIALER_TOKEN); "
+                             "prefer the variable: a command line is visible to other users")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     tb = sub.add_parser("testbed", help="local Asterisk + Redis + sipp for tests and the demo",

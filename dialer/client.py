@@ -6,6 +6,8 @@ and every failure is a `ClientError` whose text is one line a user can act on:
     cannot reach the dialer server at http://127.0.0.1:18080: is `dialer serve` running?
     campaign 'spring' already exists                 (a 4xx: the server's own message)
 
+Requests carry the API token (`Authorization: Bearer`) when one is given.
+
 Lead files are uploaded in chunks of whole rows, so a large file shows progress and is never
 refused for its size. Each chunk is a valid file of its own (the CSV header plus some rows, or a
 JSON list of some elements); the server numbers the rows of a chunk, and `import_lead_file`
@@ -125,9 +127,11 @@ class DncStatus:
 class DialerClient:
     """The dialer server's HTTP API, one method per call the CLI makes."""
 
-    def __init__(self, base_url: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, base_url: str, timeout: float = DEFAULT_TIMEOUT,
+                 token: str | None = None) -> None:
         self.base_url = check_base_url(base_url)
         self.timeout = timeout
+        self._token = token.strip() if token else None
         # No proxy: a proxy from the environment must not see (or break) loopback requests.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -198,6 +202,8 @@ class DialerClient:
     def _request(self, method: str, path: str, *, body: bytes | None = None,
                  content_type: str | None = None) -> tuple[int, JsonObject]:
         headers = {"Accept": "application/json"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
         if content_type is not None:
             headers["Content-Type"] = content_type
         request = urllib.request.Request(self.base_url + path, data=body, method=method,
@@ -240,6 +246,10 @@ class DialerClient:
             code, message = "", f"HTTP {status}"
         if status >= 500:
             return ApiRequestError(status, code, f"the dialer server failed (HTTP {status}): {message}")
+        if status == 401:
+            hint = "give a token with --token or DIALER_TOKEN" if self._token is None \
+                else "check the token given with --token or DIALER_TOKEN"
+            return ApiRequestError(status, code, f"{message} ({hint})")
         return ApiRequestError(status, code, message)
 
     def _unexpected(self, what: str, got: str) -> ClientError:

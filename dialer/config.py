@@ -12,6 +12,9 @@ Environment variables override the file (handy for containers and CI secrets):
     DIALER_ARI_APP         Stasis application name (one per dialer process)
     DIALER_REDIS_URL       e.g. redis://127.0.0.1:6379/0
     DIALER_SIP_BIND        address Asterisk's SIP transport binds (rendered into pjsip.conf)
+    DIALER_API_TOKENS      the HTTP API's bearer tokens, `name:role:token,...` (replaces
+                           api.tokens); role is admin, supervisor, agent, or agent=AGENT_ID
+                           for an agent's token that may only act as that agent
     DIALER_CACHE_DIR       where the testbed keeps its Asterisk root
     DIALER_STATE_DIR       where the testbed keeps pid files, logs and Redis data
 """
@@ -22,6 +25,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -110,6 +114,34 @@ class TestbedConfig:
     debian_suite: str = "sid"
 
 
+class Role(StrEnum):
+    """What a bearer token may do on the HTTP API (the table per route: `dialer.auth.RULES`)."""
+
+    ADMIN = "admin"  # everything
+    SUPERVISOR = "supervisor"  # read everything, start/pause campaigns, DNC add and check
+    AGENT = "agent"  # an agent's own actions and the lead of their current call
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    name: str  # for logs and error messages; the token itself is never shown
+    token: Secret
+    role: Role
+    agent: str | None = None  # an agent's token bound to this agent id acts only as them
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    """The HTTP API's bearer tokens. None configured: every request but the public ones
+    (/health, /ready, /metrics, /openapi.json) is refused with 401."""
+
+    tokens: tuple[ApiToken, ...] = ()
+
+    def first(self, role: Role) -> ApiToken | None:
+        """The first token with this role (for in-process callers: tests, demo, benchmarks)."""
+        return next((t for t in self.tokens if t.role is role), None)
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     ari: AriConfig
@@ -118,10 +150,16 @@ class Config:
     asterisk: AsteriskConfig
     testbed: TestbedConfig
     source: str = "<defaults>"
+    api: ApiConfig = ApiConfig()
 
 
 _APP_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ARI_USER = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_TOKEN_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_AGENT_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# Bearer tokens are RFC 6750 b64token characters; 16 of them at least, so none is guessable
+# by hand (use e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`).
+_TOKEN = re.compile(r"^[A-Za-z0-9._~+/-]{16,512}=*$")
 
 
 class _Reader:
@@ -198,7 +236,8 @@ def load_config(
         raise ConfigError(f"{source}: config file not found (DIALER_CONFIG)")
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: the top level must be a mapping")
-    unknown = sorted(set(data) - {"ari", "redis", "server", "asterisk", "testbed"})
+    unknown = sorted(set(data) - {"ari", "redis", "server", "asterisk", "testbed", "api"},
+                     key=str)
     if unknown:
         raise ConfigError(f"{source}: unknown section '{unknown[0]}'")
     r = _Reader(source, data)
@@ -275,5 +314,70 @@ def load_config(
         debian_suite=r.text("testbed", tb_s, "debian_suite", "sid"),
         **ports,
     )
+    api = _api_config(source, r, env)
     return Config(ari=ari, redis=redis, server=server, asterisk=asterisk, testbed=testbed,
-                  source=source)
+                  source=source, api=api)
+
+
+def _api_config(source: str, r: _Reader, env: Mapping[str, str]) -> ApiConfig:
+    """`api.tokens` (a list of {name, token, role, agent}) or DIALER_API_TOKENS, which wins."""
+    api_s = r.section("api", {"tokens"})
+    from_env = env.get("DIALER_API_TOKENS", "").strip()
+    if from_env:
+        entries: list[tuple[str, Any]] = []
+        for i, item in enumerate(from_env.split(",")):
+            parts = item.strip().split(":", 2)
+            if len(parts) != 3:
+                raise ConfigError(f"DIALER_API_TOKENS: entry {i + 1} must be name:role:token")
+            name, role, token = parts
+            agent: str | None = None
+            if role.startswith("agent="):
+                role, agent = "agent", role.removeprefix("agent=")
+            entries.append((f"DIALER_API_TOKENS entry {i + 1}",
+                            {"name": name, "role": role, "token": token, "agent": agent}))
+    else:
+        raw = api_s.get("tokens", [])
+        if raw is None:
+            raw = []
+        if not isinstance(raw, list):
+            raise ConfigError(f"{source}: 'api.tokens' must be a list of {{name, token, role}}")
+        entries = [(f"{source}: 'api.tokens[{i}]'", item) for i, item in enumerate(raw)]
+    tokens: list[ApiToken] = []
+    for where, item in entries:
+        tokens.append(_api_token(where, item))
+    names = [t.name for t in tokens]
+    for i, api_token in enumerate(tokens):
+        if api_token.name in names[:i]:
+            raise ConfigError(f"{entries[i][0]}: the name {api_token.name!r} is used twice")
+        if any(api_token.token.value == other.token.value for other in tokens[:i]):
+            raise ConfigError(f"{entries[i][0]} ({api_token.name}): the same token is given twice")
+    return ApiConfig(tokens=tuple(tokens))
+
+
+def _api_token(where: str, item: Any) -> ApiToken:
+    if not isinstance(item, Mapping):
+        raise ConfigError(f"{where}: must be a mapping {{name, token, role}}")
+    unknown = sorted(set(item) - {"name", "token", "role", "agent"}, key=str)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: agent, name, role, token)")
+    name = item.get("name")
+    if not isinstance(name, str) or not _TOKEN_NAME.match(name):
+        raise ConfigError(f"{where}: 'name' must match {_TOKEN_NAME.pattern}")
+    where = f"{where} ({name})"
+    try:
+        role = Role(str(item.get("role")))
+    except ValueError:
+        raise ConfigError(f"{where}: 'role' must be one of {', '.join(Role)}") from None
+    token = item.get("token")
+    if not isinstance(token, str) or not _TOKEN.match(token):
+        # The value is a secret: the message names the rule, never the value.
+        raise ConfigError(f"{where}: 'token' must be 16-512 characters of A-Z a-z 0-9 . _ ~ + / - "
+                          "(a bearer token)")
+    agent = item.get("agent")
+    if agent is not None:
+        if role is not Role.AGENT:
+            raise ConfigError(f"{where}: 'agent' binds an agent's token; this token's role is "
+                              f"{role.value}")
+        if not isinstance(agent, str) or not _AGENT_ID.match(agent):
+            raise ConfigError(f"{where}: 'agent' must be an agent id matching {_AGENT_ID.pattern}")
+    return ApiToken(name=name, token=Secret(token), role=role, agent=agent)

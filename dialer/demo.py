@@ -27,6 +27,7 @@ import redis.asyncio as aioredis
 
 from dialer.ari import AriItem, ChannelDestroyed, ChannelEnteredBridge, Dial, StasisStart
 from dialer.ari.outcome import ChannelOutcome
+from dialer.auth import bearer_header
 from dialer.config import Config, RedisConfig
 from dialer.errors import DialerError
 from dialer.server import Server
@@ -86,7 +87,8 @@ async def campaign_demo(config: Config, minutes: float, n_agents: int, n_leads: 
     await flush.flushdb()
     await flush.aclose()
     cfg = replace(config, redis=RedisConfig(url))
-    async with Server(cfg) as server, aiohttp.ClientSession() as session:
+    async with Server(cfg) as server, \
+            aiohttp.ClientSession(headers=bearer_header(cfg.api)) as session:
         base = server.url
         print(f"server: up at {base} (metrics: {base}/metrics)")
         await call_api(session, "POST", f"{base}/campaigns", json={

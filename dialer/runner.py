@@ -81,6 +81,7 @@ from dialer.core.model import AttemptResult, CampaignSpec, Lead
 from dialer.core.outcome import DialOutcome
 from dialer.core.retry import after_attempt
 from dialer.errors import AriError, DialerError
+from dialer.metrics import METRICS, Metrics
 from dialer.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ def agent_bridge(agent_id: str) -> str:
 
 class CampaignRunner:
     def __init__(self, spec: CampaignSpec, ari: Ari, store: Store,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, metrics: Metrics = METRICS) -> None:
         self.spec = spec
         self.ari = ari
         self.store = store
@@ -111,6 +112,8 @@ class CampaignRunner:
         self.playbacks: dict[str, str] = {}  # playback id -> call id
         self.connect_started: dict[str, float] = {}  # call id -> perf_counter at ConnectAgent
         self.connect_latencies: list[float] = []
+        self.metrics = metrics.campaign(spec.id)
+        self.ready_since: dict[str, float] = {}  # agent id -> when they became READY
         self.ticks = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._main: asyncio.Task[None] | None = None
@@ -205,6 +208,7 @@ class CampaignRunner:
             case Originate(call_id=cid, endpoint=endpoint, caller_id=caller_id,
                            ring_timeout=ring):
                 self.outcomes[cid] = ChannelOutcome(cid)
+                self.metrics.originated.inc()
                 local = endpoint.startswith("Local/")
                 self._spawn(self._originate(cid, endpoint, caller_id, ring, local))
             case RunAmd(call_id=cid):
@@ -234,6 +238,8 @@ class CampaignRunner:
                 if handle is not None:
                     handle.cancel()
             case SaveAttempt(attempt=attempt):
+                if attempt.ended_at is not None and attempt.result is not None:
+                    self.metrics.call_ended(attempt.result)  # the engine ends a call once
                 await store.save_attempt(attempt)  # also counts it into the abandon window
             case SaveLead(lead=lead):
                 await store.finish_lead(lead)
@@ -247,6 +253,12 @@ class CampaignRunner:
                     await ari.rest.hangup(channel)
                 await ari.rest.destroy_bridge(agent_bridge(aid))
             case SaveAgent(agent=agent):
+                if agent.state is AgentState.READY:
+                    self.ready_since[agent.id] = agent.since
+                else:
+                    ready_since = self.ready_since.pop(agent.id, None)
+                    if ready_since is not None and agent.state is AgentState.RESERVED:
+                        self.metrics.agent_idle.observe(agent.since - ready_since)
                 await store.save_agent(agent.id, {
                     "state": agent.state.value, "since": repr(agent.since),
                     "campaign": spec.id, "call": agent.call_id or "",
@@ -298,6 +310,7 @@ class CampaignRunner:
                                      variables={"DIALER_CAMPAIGN": self.spec.id})
         except (AriError, DialerError) as exc:
             log.warning("call %s: originate failed: %s", cid, exc)
+            self.metrics.originate_errors.inc()
             self.outcomes.pop(cid, None)
             self.post(CallEnded(self.clock(), cid, DialOutcome.FAILED, None))
 
@@ -357,7 +370,9 @@ class CampaignRunner:
             case ChannelEnteredBridge(channel=ch) if ch.id in self.outcomes:
                 started = self.connect_started.pop(ch.id, None)
                 if started is not None:
-                    self.connect_latencies.append(time.perf_counter() - started)
+                    latency = time.perf_counter() - started
+                    self.connect_latencies.append(latency)
+                    self.metrics.connect_latency.observe(latency)
                 self.post(CallBridged(now, ch.id))
             case ChannelDtmfReceived(channel=ch, digit=digit) if ch.id in self.outcomes:
                 self.post(DigitPressed(now, ch.id, digit))
@@ -402,6 +417,7 @@ class CampaignRunner:
             else:
                 result = AttemptResult.FAILED
             await self.store.save_attempt(replace(attempt, ended_at=now, result=result))
+            self.metrics.call_ended(result)
             lead = await self.store.get_lead(attempt.lead_id)
             if lead is not None:
                 await self.store.finish_lead(after_attempt(
@@ -430,16 +446,24 @@ class CampaignRunner:
 class Dialer:
     """All running campaigns of this process, and the routing of ARI items to them."""
 
-    def __init__(self, ari: Ari, store: Store, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, ari: Ari, store: Store, clock: Callable[[], float] = time.time,
+                 metrics: Metrics = METRICS) -> None:
         self.ari = ari
         self.store = store
         self.clock = clock
+        self.metrics = metrics
+        self._event_lag = metrics.ari_event_lag
         self.runners: dict[str, CampaignRunner] = {}
         self._unlisten = ari.listen(self._route)
 
     def _route(self, item: AriItem) -> None:
         if isinstance(item, StreamReady):
+            if item.reconnect:
+                self.metrics.ari_reconnects.inc()
             return
+        stamped = getattr(item, "timestamp", 0.0)  # Asterisk's wall clock, ms resolution
+        if stamped > 0:
+            self._event_lag.observe(max(0.0, time.time() - stamped))
         for runner in self.runners.values():
             runner.on_ari(item)
 
@@ -455,7 +479,7 @@ class Dialer:
             raise DialerError(f"unknown campaign '{campaign_id}'")
         runner = self.runners.get(campaign_id)
         if runner is None:
-            runner = CampaignRunner(spec, self.ari, self.store, self.clock)
+            runner = CampaignRunner(spec, self.ari, self.store, self.clock, self.metrics)
             self.runners[campaign_id] = runner
             await runner.start(running=True)
         else:

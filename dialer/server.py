@@ -22,6 +22,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from dialer.api import MAX_BODY, Api, errors_middleware
 from dialer.ari import Ari
+from dialer.auth import auth_middleware
 from dialer.config import Config
 from dialer.errors import DialerError
 from dialer.metrics import METRICS
@@ -76,8 +77,10 @@ class Server:
         resumed = await self.dialer.resume_all()
         if resumed:
             log.warning("resumed campaigns after a restart: %s", ", ".join(resumed))
-        app = web.Application(client_max_size=MAX_BODY, middlewares=[errors_middleware])
-        Api(self.store, self.dialer, self.clock).routes(app)
+        api = Api(self.store, self.dialer, self.clock)
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[
+            errors_middleware, auth_middleware(self.config.api, api.agent_on_lead)])
+        api.routes(app)
         app.router.add_get("/health", self._health)
         app.router.add_get("/ready", self._ready)
         app.router.add_get("/metrics", self._metrics)
@@ -123,8 +126,11 @@ class Server:
         return web.json_response({"ready": ok, "checks": checks}, status=200 if ok else 503)
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        METRICS.ari_stream_up.set(1 if self.ari.ready else 0)
-        body, content_type = METRICS.render()
+        # The dialer's own Metrics (its registry) once it runs; the process default before.
+        metrics = METRICS if self.dialer is None else self.dialer.metrics
+        metrics.ari_stream_up.set(1 if self.ari.ready else 0)
+        await metrics.refresh(self.dialer)
+        body, content_type = metrics.render()
         return web.Response(body=body, headers={"Content-Type": content_type})
 
 

@@ -15,7 +15,10 @@ from dialer.config import Config
 from dialer.testbed import Testbed
 
 T = TypeVar("T")
-DEADLINE = 20.0  # generous: a loaded 2-core CI machine
+DEADLINE = 20.0
+# One WebSocket per ARI app name: a second one silently takes all events, so every test
+# session (several may share a testbed) uses its own app name.
+TEST_APP = f"dialer-test-{os.getpid()}"  # generous: a loaded 2-core CI machine
 _ids = itertools.count()
 
 
@@ -25,7 +28,7 @@ def new_id(prefix: str = "t") -> str:
 
 @pytest.fixture
 async def ari(testbed: Testbed, config: Config) -> AsyncIterator[Ari]:
-    cfg = replace(config.ari, app="dialer-test")
+    cfg = replace(config.ari, app=TEST_APP)
     async with Ari(cfg) as conn:
         yield conn
         await cleanup(conn)

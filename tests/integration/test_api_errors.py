@@ -20,6 +20,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from dialer.api import MAX_BODY
+from dialer.auth import bearer_header
 from dialer.config import Config, RedisConfig, ServerConfig
 from dialer.server import Server
 from dialer.testbed import Testbed
@@ -94,7 +95,7 @@ async def db() -> AsyncIterator[aioredis.Redis]:
 
 @pytest.fixture
 async def api(server: Server) -> AsyncIterator[Api]:
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=bearer_header(server.config.api)) as session:
         client = Api(session, server.url)
         await client.ok("POST", "/campaigns", json_body=campaign())
         await client.ok("POST", f"/campaigns/{CID}/leads", data="phone\n" + "\n".join(SEEDED),

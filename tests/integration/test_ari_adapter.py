@@ -20,7 +20,7 @@ from dialer.backoff import Backoff
 from dialer.config import Config
 from dialer.core.outcome import DialOutcome
 from dialer.errors import AriAuthError, AriConflict, AriUnavailable, EventStreamDown
-from tests.integration.conftest import Watch, cleanup, new_id, wait
+from tests.integration.conftest import TEST_APP, Watch, cleanup, new_id, wait
 
 pytestmark = pytest.mark.testbed
 
@@ -132,7 +132,7 @@ async def test_after_the_event_socket_is_cut_it_reconnects_and_reconciles(
     testbed: object, config: Config
 ) -> None:
     # A slow backoff keeps the outage open long enough to act during it.
-    cfg = replace(config.ari, app="dialer-test")
+    cfg = replace(config.ari, app=TEST_APP)
     async with Ari(cfg, backoff=Backoff(initial=3.0, factor=1.0, maximum=3.0)) as conn:
         kept = await dial(conn, "Local/hold@simcust", formats="ulaw")
         lost = await dial(conn, "Local/hold@simcust", formats="ulaw")
@@ -164,7 +164,7 @@ async def test_after_the_event_socket_is_cut_it_reconnects_and_reconciles(
 async def test_wrong_ari_password_is_one_clear_error(testbed: object, config: Config) -> None:
     from dialer.config import Secret
 
-    cfg = replace(config.ari, app="dialer-test", password=Secret("wrong"))
+    cfg = replace(config.ari, app=TEST_APP, password=Secret("wrong"))
     with pytest.raises(AriAuthError, match="user name or password"):
         async with Ari(cfg):
             pass

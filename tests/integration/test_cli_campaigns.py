@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from dialer.config import Config, RedisConfig, ServerConfig
+from dialer.config import Config, RedisConfig, Role, ServerConfig, load_config
 from dialer.server import Server
 from dialer.testbed import Testbed
 
@@ -28,6 +28,9 @@ REPO = Path(__file__).resolve().parents[2]
 DB_URL = "redis://127.0.0.1:16379/5"  # a database of its own, flushed per test
 PORT = 18093
 APP = "dialer-cli"
+_admin = load_config(REPO / "dialer.yaml", env={}).api.first(Role.ADMIN)
+assert _admin is not None, "dialer.yaml has no admin API token"
+TOKEN = _admin.token.value  # the testbed's admin token, given to the CLI as DIALER_TOKEN
 
 CAMPAIGN_YAML = """\
 id: cli-drive
@@ -54,6 +57,7 @@ not-a-number,Bob,
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if k != "DIALER_SERVER"}
+    environment["DIALER_TOKEN"] = TOKEN
     return subprocess.run([sys.executable, "-m", "dialer", *args], capture_output=True, text=True,
                           timeout=120, cwd=REPO, env=environment | (env or {}), check=False)
 

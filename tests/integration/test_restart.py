@@ -18,6 +18,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from dialer.ari import AriClient
+from dialer.auth import bearer_header
 from dialer.config import Config
 from dialer.testbed import Testbed
 from tests.integration.test_campaigns import Client, campaign, eventually
@@ -79,7 +80,7 @@ async def healthy(session: aiohttp.ClientSession) -> bool:
 
 
 async def test_sigkill_mid_campaign_then_restart_loses_no_lead_and_dials_none_twice(
-    server_proc: ServerProcess, ari_rest: AriClient
+    server_proc: ServerProcess, ari_rest: AriClient, config: Config
 ) -> None:
     flush = aioredis.from_url(DB_URL)
     await flush.flushdb()
@@ -87,7 +88,7 @@ async def test_sigkill_mid_campaign_then_restart_loses_no_lead_and_dials_none_tw
     # Leads that answer and hold (digit 8) keep calls up across the kill; others mix outcomes.
     numbers = [f"+1212555{d}{i:03d}" for i in range(4) for d in (8, 0, 1, 2)]
     server_proc.start()
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=bearer_header(config.api)) as session:
         api = Client(session, f"http://127.0.0.1:{PORT}")
         await eventually(lambda: healthy(session), "server ready", 60)
         body = campaign("kill", dial_mode="power", power_ratio=2.0, max_cps=20)
