@@ -396,6 +396,14 @@ def build_parser() -> argparse.ArgumentParser:
                       help="instead: one call to a simulated customer bridged to an agent phone")
     demo.set_defaults(func=cmd_demo)
 
+    bench = sub.add_parser("bench", help="benchmarks", description="Benchmarks.")
+    bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    pacing = bench_sub.add_parser(
+        "pacing", help="the pacing simulator: policies side by side (docs/BENCHMARKS.md)",
+        description="Run the discrete-event pacing simulator on the campaign core.")
+    from dialer.sim.bench import add_arguments
+    add_arguments(pacing)
+
     _add_client_commands(sub)
     return parser
 
