@@ -93,6 +93,20 @@ WINDOW_30_DAYS = 30 * 86400.0
 UK_DAY = 86400.0  # seconds
 
 
+async def cancel_task(task: asyncio.Task[Any], deadline: float = 10.0) -> None:
+    """Cancel and wait, cancelling again if the request was swallowed (seen on Python 3.11 with
+    the Redis client: an await completed normally with the cancellation lost)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    while not task.done() and loop.time() < end:
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.2)
+    if not task.done():
+        log.error("task %s did not stop within %s s", task.get_name(), deadline)
+    elif not task.cancelled() and task.exception() is not None:
+        log.error("task %s had failed: %s", task.get_name(), task.exception())
+
+
 def agent_bridge(agent_id: str) -> str:
     return f"agentbr-{agent_id}"
 
@@ -129,10 +143,8 @@ class CampaignRunner:
 
     async def stop(self) -> None:
         for task in (self._ticker, self._main, *self._tasks):
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            if task is not None:
+                await cancel_task(task)
         for handle in self.timers.values():
             handle.cancel()
         self.timers.clear()
