@@ -11,6 +11,7 @@ goes through Prometheus' HTTP API and must return data. Every wait has a deadlin
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import math
 import os
@@ -49,8 +50,8 @@ ENDING = {"+12125550101": "talked", "+12125551101": "busy", "+12125553101": "rej
           "+12125554101": "unallocated"}
 HOLDS = "+12125558101"  # answers and stays on the line: connected to an agent till the end
 DEADLINE = 60.0
-# Dashboard variables as Grafana expands them with "All" selected ($campaign's allValue is
-# ".*"), and $__rate_interval as Grafana computes it for a 1 s scrape at a 15 s panel step.
+# Dashboard variables as Grafana expands them: "All" campaigns ($campaign's allValue is ".*");
+# $__rate_interval is max(4 x scrape interval, step + scrape interval), 30 s is a typical one.
 VARIABLES = {"$__rate_interval": "30s", "$campaign": ".*"}
 
 
@@ -66,6 +67,9 @@ async def eventually(check: Callable[[], Awaitable[Any]], what: str,
         if loop.time() > end:
             raise AssertionError(f"timed out after {deadline} s waiting for {what}")
         await asyncio.sleep(0.1)
+
+
+_servers = itertools.count()  # one ARI app per server: an app has one event socket
 
 
 def free_port() -> int:
@@ -147,7 +151,7 @@ async def server(testbed: Testbed, config: Config) -> AsyncIterator[Server]:
     await flush.aclose()
     cfg = replace(config, redis=RedisConfig(DB_URL),
                   server=ServerConfig("127.0.0.1", free_port()),
-                  ari=replace(config.ari, app=f"dialer-prom-{os.getpid()}"))
+                  ari=replace(config.ari, app=f"dialer-prom-{os.getpid()}-{next(_servers)}"))
     async with Server(cfg) as srv:
         yield srv
         for channel in await srv.ari.rest.list_channels():
@@ -253,6 +257,12 @@ async def test_every_dashboard_query_returns_data_from_prometheus_scraping_the_d
     await eventually(lambda: prometheus.query(
         f'sum(dialer_agent_connect_latency_seconds_count{{campaign="{campaign}"}}) >= 2'),
         "Prometheus to scrape both agent connects")
+
+    # The campaign picker: label_values(<metric>, campaign) of the dashboard's variable.
+    (variable,) = json.loads(DASHBOARD.read_text(encoding="utf-8"))["templating"]["list"]
+    metric = variable["definition"].removeprefix("label_values(").split(",")[0]
+    picker = await prometheus.get("/api/v1/label/campaign/values", **{"match[]": metric})
+    assert campaign in picker, picker
 
     queries = dashboard_queries()
     assert len(queries) >= 20, queries
