@@ -202,10 +202,12 @@ class CampaignRunner:
     def _command_failed(self, command: Command) -> None:
         now = self.clock()
         match command:
-            case ConnectAgent(call_id=cid):
-                # The customer could not be added to the bridge: hang up rather than leave
-                # them in silence (counted through the normal end of the call).
+            case ConnectAgent(call_id=cid, agent_id=aid):
+                # The customer could not be added to the agent's bridge: hang up rather than
+                # leave them in silence (counted through the normal end of the call), and log
+                # the agent out, whose bridge is broken, so no later call is routed there.
                 self._spawn(self.ari.rest.hangup(cid))
+                self.post(AgentPhoneGone(now, aid))
             case Originate(call_id=cid):
                 self.post(CallEnded(now, cid, DialOutcome.FAILED, None))
             case CallAgentPhone(agent_id=aid):
