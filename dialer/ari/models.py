@@ -42,7 +42,8 @@ def req_obj(obj: dict[str, Any], key: str) -> dict[str, Any]:
 def parse_time(text: str) -> float:
     """ARI timestamps ('2026-11-24T10:14:18.815+0000') as POSIX seconds; 0.0 if unparsable."""
     try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+        # fromisoformat is ~60x faster than strptime; this runs for every event.
+        return datetime.fromisoformat(text).timestamp()
     except ValueError:
         return 0.0
 
