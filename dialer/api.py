@@ -25,9 +25,17 @@ import yaml
 from aiohttp import web
 
 from dialer.core.agent import AgentTransitionError
-from dialer.core.campaign import DISPOSITIONS, AgentLogout, AgentPause, AgentResume, Disposition
+from dialer.core.campaign import (
+    DISPOSITIONS,
+    AgentLogout,
+    AgentPause,
+    AgentResume,
+    Disposition,
+    PreviewDial,
+    PreviewSkip,
+)
 from dialer.core.leads import ImportReport, parse_leads_csv, parse_leads_json
-from dialer.core.model import LeadState
+from dialer.core.model import DialMode, LeadState
 from dialer.core.specs import SpecError, parse_campaign
 from dialer.errors import DialerError
 from dialer.openapi import openapi_document
@@ -137,6 +145,9 @@ class Api:
         r.add_post("/agents/{aid}/logout", self.agent_logout)
         r.add_post("/agents/{aid}/disposition", self.agent_disposition)
         r.add_get("/agents/{aid}", self.get_agent)
+        r.add_get("/agents/{aid}/preview", self.agent_preview)
+        r.add_post("/agents/{aid}/preview/dial", self.agent_preview_dial)
+        r.add_post("/agents/{aid}/preview/skip", self.agent_preview_skip)
         r.add_post("/dnc", self.dnc_add)
         r.add_post("/dnc/import", self.dnc_import)
         r.add_get("/dnc/{number}", self.dnc_check)
@@ -332,6 +343,35 @@ class Api:
         runner.post(Disposition(self.clock(), aid, str(disposition),
                                 float(callback_at) if callback_at is not None else None))
         return web.json_response({"agent": aid, "call": agent.call_id}, status=202)
+
+    def _preview(self, aid: str) -> tuple[Any, Any]:
+        """(runner, previewed call) of a logged-in preview agent; 409/404 otherwise."""
+        runner = self._runner_for(aid)
+        if runner.spec.dial_mode is not DialMode.PREVIEW:
+            raise ApiError(409, "not_preview", f"agent {aid}'s campaign {runner.spec.id} is not "
+                                               "in preview mode")
+        call = runner.engine.preview_of(aid)
+        if call is None:
+            raise ApiError(404, "no_preview", f"no lead is reserved for agent {aid} right now "
+                                              "(none left, or one is being claimed)")
+        return runner, call
+
+    async def agent_preview(self, request: web.Request) -> web.Response:
+        aid = request.match_info["aid"]
+        _, call = self._preview(aid)
+        return web.json_response({"agent": aid, "call": call.id, "lead": lead_json(call.lead)})
+
+    async def agent_preview_dial(self, request: web.Request) -> web.Response:
+        aid = request.match_info["aid"]
+        runner, call = self._preview(aid)
+        runner.post(PreviewDial(self.clock(), aid))
+        return web.json_response({"agent": aid, "call": call.id}, status=202)
+
+    async def agent_preview_skip(self, request: web.Request) -> web.Response:
+        aid = request.match_info["aid"]
+        runner, call = self._preview(aid)
+        runner.post(PreviewSkip(self.clock(), aid))
+        return web.json_response({"agent": aid, "call": call.id}, status=202)
 
     async def get_agent(self, request: web.Request) -> web.Response:
         aid = request.match_info["aid"]

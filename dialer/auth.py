@@ -96,9 +96,15 @@ RULES: Final[dict[tuple[str, str], Rule]] = {
     ("POST", "/agents/{aid}/logout"): AGENT_SELF,
     ("POST", "/agents/{aid}/disposition"): AGENT_SELF,
     ("GET", "/agents/{aid}"): AGENT_READ,
+    ("GET", "/agents/{aid}/preview"): AGENT_READ,
+    ("POST", "/agents/{aid}/preview/dial"): AGENT_SELF,
+    ("POST", "/agents/{aid}/preview/skip"): AGENT_SELF,
     ("POST", "/dnc"): SUPERVISE,
     ("POST", "/dnc/import"): ADMIN,
     ("GET", "/dnc/{number}"): SUPERVISE,
+    ("GET", "/ivr/flows"): READ,
+    ("POST", "/ivr/flows/reload"): ADMIN,
+    ("GET", "/ivr/calls"): READ,
 }
 
 

@@ -404,6 +404,10 @@ def build_parser() -> argparse.ArgumentParser:
     from dialer.sim.bench import add_arguments
     add_arguments(pacing)
 
+    # `dialer flows check|...`: subcommands are added in dialer/ivr/flows_cli.py `register`.
+    from dialer.ivr.flows_cli import register as register_flows
+    register_flows(sub)
+
     _add_client_commands(sub)
     return parser
 

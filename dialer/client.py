@@ -191,6 +191,19 @@ class DialerClient:
         data = self._ok("GET", f"/dnc/{_seg(number)}{query}")
         return DncStatus(str(data.get("number", number)), data.get("dnc") is True)
 
+    # IVR flows
+    def ivr_flows(self) -> JsonObject:
+        return self._ok("GET", "/ivr/flows")
+
+    def ivr_reload(self) -> tuple[bool, JsonObject]:
+        """(went live, the server's report); a refused reload (409) carries the diagnostics."""
+        status, data = self._request("POST", "/ivr/flows/reload")
+        if status == 409 and isinstance(data.get("errors"), list):
+            return False, data
+        if 200 <= status < 300:
+            return True, data
+        raise self._refused(status, data)
+
     # plumbing
     def _ok(self, method: str, path: str, *, body: bytes | None = None,
             content_type: str | None = None) -> JsonObject:

@@ -143,6 +143,28 @@ class ApiConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class IvrConfig:
+    """IVR flows and their audio.
+
+    `media_dir` is a directory as *Asterisk* sees it (its sounds are played from there:
+    rendered TTS prompts and each flow snapshot's recordings); the dialer writes into it at
+    `asterisk_root / media_dir`, so a chrooted Asterisk (the testbed) or a container with a
+    shared volume both work. Voicemail recordings stay in Asterisk's recording spool.
+    """
+
+    flows_dir: Path = Path("ivr_flows")
+    media_dir: str = "/var/lib/dialer-ivr"
+    asterisk_root: Path = Path("/")
+    watch: bool = True  # reload on file changes (SIGHUP and the API reload always work)
+    callback_campaign: str = "callbacks"  # where callback nodes put their leads
+
+    @property
+    def local_media_dir(self) -> Path:
+        """Where the dialer writes what Asterisk reads as `media_dir`."""
+        return self.asterisk_root / self.media_dir.lstrip("/")
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     ari: AriConfig
     redis: RedisConfig
@@ -151,6 +173,7 @@ class Config:
     testbed: TestbedConfig
     source: str = "<defaults>"
     api: ApiConfig = ApiConfig()
+    ivr: IvrConfig = IvrConfig()
 
 
 _APP_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -236,7 +259,8 @@ def load_config(
         raise ConfigError(f"{source}: config file not found (DIALER_CONFIG)")
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: the top level must be a mapping")
-    unknown = sorted(set(data) - {"ari", "redis", "server", "asterisk", "testbed", "api"},
+    unknown = sorted(set(data) - {"ari", "redis", "server", "asterisk", "testbed", "api",
+                                       "ivr"},
                      key=str)
     if unknown:
         raise ConfigError(f"{source}: unknown section '{unknown[0]}'")
@@ -315,8 +339,33 @@ def load_config(
         **ports,
     )
     api = _api_config(source, r, env)
+    ivr = _ivr_config(source, path, r, env, testbed)
     return Config(ari=ari, redis=redis, server=server, asterisk=asterisk, testbed=testbed,
-                  source=source, api=api)
+                  source=source, api=api, ivr=ivr)
+
+
+def _ivr_config(source: str, path: Path, r: _Reader, env: Mapping[str, str],
+                testbed: TestbedConfig) -> IvrConfig:
+    """`ivr.flows_dir` (relative to the config file), `ivr.media_dir` (absolute, as Asterisk
+    sees it), `ivr.asterisk_root` ("/" or "testbed": the testbed's chroot), `ivr.watch`."""
+    ivr_s = r.section("ivr", {"flows_dir", "media_dir", "asterisk_root", "watch",
+                              "callback_campaign"})
+    flows = Path(env.get("DIALER_IVR_FLOWS") or r.text("ivr", ivr_s, "flows_dir", "ivr_flows"))
+    if not flows.is_absolute():
+        flows = path.resolve().parent / flows if "DIALER_IVR_FLOWS" not in env else flows.resolve()
+    media = env.get("DIALER_IVR_MEDIA_DIR") or r.text("ivr", ivr_s, "media_dir",
+                                                      "/var/lib/dialer-ivr")
+    if not media.startswith("/"):
+        raise ConfigError(f"{source}: 'ivr.media_dir' must be an absolute path as Asterisk "
+                          f"sees it, got {media!r}")
+    root_text = env.get("DIALER_IVR_ASTERISK_ROOT") or r.text("ivr", ivr_s, "asterisk_root", "/")
+    root = (testbed.cache_dir / f"asterisk-root-{testbed.debian_suite}"
+            if root_text == "testbed" else Path(root_text).expanduser())
+    watch = ivr_s.get("watch", True)
+    if not isinstance(watch, bool):
+        raise ConfigError(f"{source}: 'ivr.watch' must be true or false")
+    return IvrConfig(flows_dir=flows, media_dir=media, asterisk_root=root, watch=watch,
+                     callback_campaign=r.text("ivr", ivr_s, "callback_campaign", "callbacks"))
 
 
 def _api_config(source: str, r: _Reader, env: Mapping[str, str]) -> ApiConfig:

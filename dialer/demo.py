@@ -143,6 +143,51 @@ async def campaign_demo(config: Config, minutes: float, n_agents: int, n_leads: 
             async with session.post(f"{base}/agents/{aid}/logout"):
                 pass
         await summary(server, runner, elapsed, n_agents)
+        await ivr_demo(server)
+
+
+# Scripted callers (asterisk_conf/testbed/extensions.conf, context ivrcaller) dialing the
+# support line 100, which ivr_flows/_routes.yaml sends to the example flow inbound_main.
+IVR_CALLERS = [("demo-billing", "English, billing"),
+               ("demo-message", "Spanish, leaves a message"),
+               ("demo-hangup", "English, a wrong key, hangs up")]
+
+
+async def ivr_demo(server: Server) -> None:
+    """A few inbound calls through the example IVR flow, each narrated by its node path."""
+    ivr, flows = server.ivr, server.flows
+    if ivr is None or flows is None or flows.current is None:
+        print("ivr: no flow set is live (see `dialer flows check`); skipping the IVR calls")
+        return
+    print(f"ivr: flows version {flows.current.version} live; {len(IVR_CALLERS)} callers dial "
+          "the support line (100 -> inbound_main)")
+    channels = {}
+    for script, what in IVR_CALLERS:
+        channel = f"demo-ivr-{uuid.uuid4().hex[:8]}"
+        await server.ari.rest.request(
+            "POST", "/channels",
+            {"endpoint": f"Local/{script}@ivrcaller", "extension": "100",
+             "context": "from-carrier", "priority": 1, "channelId": channel,
+             "otherChannelId": f"{channel}-caller", "callerId": "+12125550123",
+             "formats": "ulaw", "timeout": 10})
+        channels[channel] = what
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 120
+    done: dict[str, Any] = {}
+    while len(done) < len(channels) and loop.time() < end:
+        for record in ivr.records:
+            if record.call_id in channels and record.call_id not in done:
+                done[record.call_id] = record
+                print(f"  {channels[record.call_id]:34s} {' > '.join(record.path)} "
+                      f"=> {record.disposition}"
+                      + (f" (message {record.recordings[0]})" if record.recordings else ""))
+        await asyncio.sleep(0.2)
+    for channel in channels:
+        if channel not in done:
+            print(f"  {channels[channel]:34s} still running after 120 s; hanging up")
+            await server.ari.rest.hangup(channel)
+    print("  try a flow without a phone: dialer flows simulate inbound_main --input 1,1 "
+          "--at '2026-12-02 10:00'")
 
 
 def progress(runner: Any, started: float) -> None:

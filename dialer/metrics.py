@@ -323,6 +323,31 @@ class Metrics:
             "dialer_agent_idle_seconds", "Time an agent waited ready before being given a call",
             ["campaign"], registry=r, buckets=IDLE_BUCKETS,
         )
+        self.ivr_calls = Counter(
+            "dialer_ivr_calls_total", "IVR calls ended, by flow and how they ended",
+            ["flow", "outcome"], registry=r,
+        )
+        self.ivr_calls_active = Gauge(
+            "dialer_ivr_calls_active", "Calls running an IVR flow now", registry=r,
+        )
+        self.ivr_flow_problems = Counter(
+            "dialer_ivr_flow_problems_total",
+            "Runtime flow problems (template error, missing prompt, failed TTS), by flow",
+            ["flow"], registry=r,
+        )
+        self.ivr_reloads = Counter(
+            "dialer_ivr_reloads_total", "Flow set reloads that went live", registry=r,
+        )
+        self.ivr_reload_failures = Counter(
+            "dialer_ivr_reload_failures_total",
+            "Flow set reloads refused because a file had errors (the last good set stays live)",
+            registry=r,
+        )
+        self.ivr_flowset_errors = Gauge(
+            "dialer_ivr_flowset_errors",
+            "Errors in the flow files on disk at the last reload (0: the files on disk are live)",
+            registry=r,
+        )
         self.live = LiveCollector()
         r.register(self.live)
 

@@ -164,6 +164,10 @@ def _schemas() -> Json:
             callback_at={**POSIX, "description": "required for `callback`: a future time"}),
         "AgentAccepted": obj(["agent"], agent=STRING),
         "DispositionAccepted": obj(["agent", "call"], agent=STRING, call=STRING),
+        "Preview": {**obj(["agent", "call", "lead"], agent=STRING, call=STRING, lead=ref("Lead")),
+                    "description": "preview mode: the lead reserved for the agent; `call` is the "
+                                   "id the call (and its attempt) will have when dialed"},
+        "PreviewAccepted": obj(["agent", "call"], agent=STRING, call=STRING),
         "Agent": {**obj(["agent"], additional=STRING, agent=STRING),
                   "description": "the agent's last saved state: state, since, campaign, call, "
                                  "pause_reason"},
@@ -184,6 +188,40 @@ def _schemas() -> Json:
         "Health": obj(["status"], status={"type": "string", "enum": ["ok"]}),
         "Ready": obj(["ready", "checks"], ready=BOOL,
                      checks={"type": "object", "additionalProperties": BOOL}),
+        **_ivr_schemas(),
+    }
+
+
+def _ivr_schemas() -> Json:
+    diags = {"type": "array", "items": ref("FlowDiagnostic")}
+    strings = {"type": "array", "items": STRING}
+    return {
+        "FlowDiagnostic": obj(
+            ["file", "line", "col", "severity", "code", "message", "help"], file=STRING,
+            line=COUNT, col=COUNT, severity={"type": "string", "enum": ["error", "warning"]},
+            code={**STRING, "example": "E101"}, message=STRING, help=nullable(STRING)),
+        "IvrFlows": obj(
+            ["directory", "live", "draining", "last_reload_at", "errors", "warnings"],
+            directory=STRING,
+            live=nullable(obj(["version", "loaded_at", "flows", "routes", "calls"],
+                              version=STRING, loaded_at=POSIX, flows=strings,
+                              routes={"type": "object", "additionalProperties": STRING},
+                              calls=COUNT)),
+            draining={"type": "array", "items": obj(["version", "calls"], version=STRING,
+                                                    calls=COUNT)},
+            last_reload_at=nullable(POSIX), errors=diags, warnings=diags),
+        "IvrReload": obj(
+            ["ok", "version", "changed", "errors", "warnings"], ok=BOOL,
+            version=nullable(STRING), changed=BOOL, errors=diags, warnings=diags,
+            error=obj(["code", "message"], code=STRING, message=STRING)),
+        "IvrCalls": obj(["calls"], calls={"type": "array", "items": obj(
+            ["call_id", "flow", "flow_version", "caller", "dnis", "direction", "started_at",
+             "ended_at", "outcome", "disposition", "path", "vars", "recordings", "agent"],
+            call_id=STRING, flow=STRING, flow_version=STRING, caller=STRING, dnis=STRING,
+            direction=STRING, started_at=POSIX, ended_at=POSIX, outcome=STRING,
+            disposition=STRING, path=strings,
+            vars={"type": "object", "additionalProperties": STRING}, recordings=strings,
+            agent=nullable(STRING))}),
     }
 
 
@@ -327,6 +365,23 @@ def _operations() -> dict[tuple[str, str], Json]:
             "requestBody": json_body("AgentDisposition"),
             "responses": {**ok("DispositionAccepted", "Accepted", "202"),
                           **_error_refs(*body_errors, "409")}},
+        ("GET", "/agents/{aid}/preview"): {
+            "summary": "Preview mode: the lead reserved for the agent, not dialed yet",
+            "description": "404 `no_preview` while no lead is reserved (none left, or being "
+                           "claimed); 409 when the agent is not logged in or their campaign is "
+                           "not in preview mode.", "parameters": [AID],
+            "responses": {**ok("Preview"), **_error_refs("404", "409")}},
+        ("POST", "/agents/{aid}/preview/dial"): {
+            "summary": "Preview mode: place the call to the previewed lead",
+            "description": "The agent's phone hears it ring, then the customer on answer; "
+                           "no abandonment is possible (the agent is waiting).",
+            "parameters": [AID],
+            "responses": {**ok("PreviewAccepted", "Accepted: dialing", "202"),
+                          **_error_refs("404", "409")}},
+        ("POST", "/agents/{aid}/preview/skip"): {
+            "summary": "Preview mode: pass on the previewed lead (offered again in an hour)",
+            "parameters": [AID],
+            "responses": {**ok("PreviewAccepted", "Accepted", "202"), **_error_refs("404", "409")}},
         ("GET", "/agents/{aid}"): {
             "summary": "An agent's state", "parameters": [AID],
             "responses": {**ok("Agent"), **_error_refs("404")}},
@@ -364,6 +419,19 @@ def _operations() -> dict[tuple[str, str], Json]:
                            query("region", {"type": "string", "default": "US"},
                                  "for a number without a country code")],
             "responses": {**ok("DncStatus"), **_error_refs("400")}},
+        ("GET", "/ivr/flows"): {
+            "summary": "The live IVR flow set, versions still draining, last reload's errors",
+            "responses": ok("IvrFlows")},
+        ("POST", "/ivr/flows/reload"): {
+            "summary": "Validate the flow files and make them live (all or nothing)",
+            "description": "Calls in progress keep the version they started with.",
+            "responses": {**ok("IvrReload"),
+                          "409": {"description": "The files have errors (`flows_invalid`); "
+                                                 "the last good version stays live",
+                                  "content": {"application/json": {"schema": ref("IvrReload")}}}}},
+        ("GET", "/ivr/calls"): {
+            "summary": "The most recent IVR calls: flow, version, node path, outcome",
+            "responses": ok("IvrCalls")},
         ("GET", "/health"): {
             "summary": "Liveness: the process answers", "responses": ok("Health")},
         ("GET", "/ready"): {

@@ -6,8 +6,16 @@ runner's task takes its inbox in order, asks the core (`CampaignEngine.handle`) 
 carries the commands out against ARI and the store. Commands of one call run in order; calls
 run concurrently (originates are their own tasks).
 
+Latency and cost: the events waiting in the inbox are handled as one batch. Telephony commands
+run at once (an answered customer is added to the agent's bridge before any record is
+written); the batch's records (attempts, agents, finished leads; the last version of each) are
+then written in one store transaction; only then run the commands that need them on record
+(`AFTER_WRITES`: an originate, so a restart finds every call placed). A process killed between
+the bridge and the write leaves a record one step behind Asterisk: recovery reads the missing
+facts (answered, connected to which agent) from Asterisk's channels and bridges.
+
 Ids: customer channel = attempt id = `c-<campaign>-<random>`; an agent's phone channel is
-`agent-<agent>-<random>` and their bridge `agentbr-<agent>`. Everything the runtime needs to
+`agent-<agent>-<random>` and their bridge `agentbr-<ARI app>-<agent>`. Everything the runtime needs to
 resume after a restart is in the store (in-flight attempts, campaign status) or in Asterisk
 (channels, bridges).
 """
@@ -20,7 +28,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Coroutine
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dialer.ari import (
@@ -63,6 +71,7 @@ from dialer.core.campaign import (
     LeaveMessage,
     Originate,
     PlaybackDone,
+    PlayRingback,
     PlaySafeHarbor,
     RunAgentless,
     RunAmd,
@@ -73,11 +82,12 @@ from dialer.core.campaign import (
     StartRecording,
     StartTimer,
     StopRecording,
+    StopRingback,
     Tick,
     TimerFired,
     with_disposition,
 )
-from dialer.core.model import AttemptResult, CampaignSpec, Lead
+from dialer.core.model import Attempt, AttemptResult, CampaignSpec, Lead
 from dialer.core.outcome import DialOutcome
 from dialer.core.retry import after_attempt
 from dialer.errors import AriError, DialerError
@@ -107,8 +117,31 @@ async def cancel_task(task: asyncio.Task[Any], deadline: float = 10.0) -> None:
         log.error("task %s had failed: %s", task.get_name(), task.exception())
 
 
-def agent_bridge(agent_id: str) -> str:
-    return f"agentbr-{agent_id}"
+RINGBACK = "tone:ring;tonezone=us"  # what an agent hears while their preview call rings
+BATCH = 64  # most queued events taken as one batch (one store transaction)
+# Carried out only once the batch's records are written: a call is placed only when its
+# attempt is on record (a restart after SIGKILL finds and closes every call it placed); a
+# disposition reads the attempt it changes.
+AFTER_WRITES = (Originate, ApplyDisposition)
+
+
+@dataclass(slots=True)
+class _Writes:
+    """The records one batch writes, last version of each (dicts keep first-seen order)."""
+
+    attempts: dict[str, Attempt] = field(default_factory=dict)
+    leads: dict[str, Lead] = field(default_factory=dict)
+    agents: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.attempts or self.leads or self.agents)
+
+
+def agent_bridge(app: str, agent_id: str) -> str:
+    """An agent's bridge, named by the dialer's ARI app too: several dialer processes (one app
+    each) share an Asterisk without touching each other's bridges, and a restarted process
+    (same app) finds its own."""
+    return f"agentbr-{app}-{agent_id}"
 
 
 class CampaignRunner:
@@ -179,20 +212,86 @@ class CampaignRunner:
         self.post(AbandonStats(now, abandoned, humans, machines))
 
     async def _run(self) -> None:
+        """Take the queued events (up to BATCH, including those that arrive meanwhile) as one
+        batch: hand each to the core and carry out its telephony commands at once, in order
+        (an answered customer is bridged before anything is written); then write the batch's
+        records in one store transaction; then the commands that must follow the records
+        (`AFTER_WRITES`)."""
         while True:
             event = await self.inbox.get()
-            try:
-                commands = self.engine.handle(event)
-            except DialerError as exc:
-                log.warning("campaign %s: %s", self.spec.id, exc)
-                continue
-            for command in commands:
+            writes = _Writes()
+            later: list[Command] = []
+            for taken in range(1, BATCH + 1):
                 try:
-                    await self._execute(command)
-                except (AriError, DialerError) as exc:
-                    log.warning("campaign %s: %s failed: %s", self.spec.id,
-                                type(command).__name__, exc)
+                    commands = self.engine.handle(event)
+                except DialerError as exc:
+                    log.warning("campaign %s: %s", self.spec.id, exc)
+                    commands = []
+                for command in commands:
+                    if isinstance(command, SaveAttempt | SaveAgent | SaveLead):
+                        self._record(command, writes)
+                    elif isinstance(command, AFTER_WRITES):
+                        later.append(command)
+                    else:
+                        await self._carry_out(command)
+                # Events that came in meanwhile join the batch (an answered customer's bridge
+                # entry often arrives during its addChannel): one write for both.
+                if taken == BATCH or self.inbox.empty():
+                    break
+                event = self.inbox.get_nowait()
+            written = await self._write(writes)
+            for command in later:
+                if written:
+                    await self._carry_out(command)
+                else:  # never place a call whose attempt is not on record
+                    log.warning("campaign %s: %s not carried out: its records were not saved",
+                                self.spec.id, type(command).__name__)
                     self._command_failed(command)
+
+    async def _carry_out(self, command: Command) -> None:
+        try:
+            await self._execute(command)
+        except (AriError, DialerError) as exc:
+            log.warning("campaign %s: %s failed: %s", self.spec.id, type(command).__name__, exc)
+            self._command_failed(command)
+
+    def _record(self, command: SaveAttempt | SaveAgent | SaveLead, writes: _Writes) -> None:
+        """Note a record to write with the batch (the last version of each record wins)."""
+        match command:
+            case SaveAttempt(attempt=attempt):
+                if attempt.ended_at is not None and attempt.result is not None:
+                    self.metrics.call_ended(attempt.result)  # the engine ends a call once
+                writes.attempts[attempt.id] = attempt
+            case SaveLead(lead=lead):
+                writes.leads[lead.id] = lead
+            case SaveAgent(agent=agent):
+                if agent.state is AgentState.READY:
+                    self.ready_since[agent.id] = agent.since
+                else:
+                    ready_since = self.ready_since.pop(agent.id, None)
+                    if ready_since is not None and agent.state is AgentState.RESERVED:
+                        self.metrics.agent_idle.observe(agent.since - ready_since)
+                writes.agents[agent.id] = {
+                    "state": agent.state.value, "since": repr(agent.since),
+                    "campaign": self.spec.id, "call": agent.call_id or "",
+                    "pause_reason": agent.pause_reason or "",
+                    "channel": self.agent_channels.get(agent.id, "")}
+
+    async def _write(self, writes: _Writes) -> bool:
+        """Write the batch's records in one transaction; False if the store failed."""
+        if not writes:
+            return True
+        try:
+            refused = await self.store.save_batch(list(writes.attempts.values()), writes.agents,
+                                                  list(writes.leads.values()))
+        except DialerError as exc:
+            log.warning("campaign %s: saving %d attempts, %d leads, %d agents failed: %s",
+                        self.spec.id, len(writes.attempts), len(writes.leads),
+                        len(writes.agents), exc)
+            return False
+        for reason in refused:
+            log.warning("campaign %s: %s", self.spec.id, reason)
+        return True
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.ensure_future(coro)
@@ -215,7 +314,7 @@ class CampaignRunner:
 
     # -------------------------------------------------------------------------- commands
     async def _execute(self, command: Command) -> None:
-        ari, store, spec = self.ari, self.store, self.spec
+        ari, store = self.ari, self.store
         match command:
             case ClaimLeads(count=count):
                 self._spawn(self._claim(count))
@@ -227,9 +326,18 @@ class CampaignRunner:
                 self._spawn(self._originate(cid, endpoint, caller_id, ring, local))
             case RunAmd(call_id=cid):
                 await ari.rest.continue_in_dialplan(cid, "dialer-amd", "run", 1)
+            case ConnectAgent(call_id=cid, agent_id=aid) if self.spec.ring_agents:
+                self.connect_started[cid] = time.perf_counter()
+                self._spawn(self._ring_agent(cid, aid))
             case ConnectAgent(call_id=cid, agent_id=aid):
                 self.connect_started[cid] = time.perf_counter()
-                await ari.rest.add_channel(agent_bridge(aid), cid)
+                await ari.rest.add_channel(agent_bridge(self.ari.app, aid), cid)
+            case PlayRingback(call_id=cid, agent_id=aid):
+                phone = self.agent_channels.get(aid)
+                if phone is not None:  # the agent's phone, in their bridge, hears it ring
+                    await ari.rest.play(phone, [RINGBACK], playback_id=f"rb-{cid}")
+            case StopRingback(call_id=cid):
+                await ari.rest.stop_playback(f"rb-{cid}")
             case PlaySafeHarbor(call_id=cid):
                 pid = f"sh-{cid}"
                 self.playbacks[pid] = cid
@@ -251,12 +359,12 @@ class CampaignRunner:
                 handle = self.timers.pop(key, None)
                 if handle is not None:
                     handle.cancel()
-            case SaveAttempt(attempt=attempt):
-                if attempt.ended_at is not None and attempt.result is not None:
-                    self.metrics.call_ended(attempt.result)  # the engine ends a call once
-                await store.save_attempt(attempt)  # also counts it into the abandon window
-            case SaveLead(lead=lead):
-                await store.finish_lead(lead)
+            case SaveAttempt() | SaveLead() | SaveAgent():
+                # On its own (`_run` groups a batch's records into one write instead).
+                writes = _Writes()
+                self._record(command, writes)
+                if not await self._write(writes):
+                    raise DialerError(f"{type(command).__name__} could not be written")
             case AddDnc(number=number, campaign_id=campaign_id):
                 await store.dnc_add(number, campaign_id)
             case CallAgentPhone(agent_id=aid):
@@ -265,20 +373,9 @@ class CampaignRunner:
                 channel = self.agent_channels.pop(aid, None)
                 if channel is not None:
                     await ari.rest.hangup(channel)
-                await ari.rest.destroy_bridge(agent_bridge(aid))
-            case SaveAgent(agent=agent):
-                if agent.state is AgentState.READY:
-                    self.ready_since[agent.id] = agent.since
-                else:
-                    ready_since = self.ready_since.pop(agent.id, None)
-                    if ready_since is not None and agent.state is AgentState.RESERVED:
-                        self.metrics.agent_idle.observe(agent.since - ready_since)
-                await store.save_agent(agent.id, {
-                    "state": agent.state.value, "since": repr(agent.since),
-                    "campaign": spec.id, "call": agent.call_id or "",
-                    "pause_reason": agent.pause_reason or ""})
+                await ari.rest.destroy_bridge(agent_bridge(self.ari.app, aid))
             case StartRecording(call_id=cid, agent_id=aid):
-                await ari.rest.record_bridge(agent_bridge(aid), cid)
+                await ari.rest.record_bridge(agent_bridge(self.ari.app, aid), cid)
             case StopRecording(call_id=cid):
                 await ari.rest.stop_recording(cid)
             case ApplyDisposition(attempt_id=aid_, disposition=disp, callback_at=cb):
@@ -306,13 +403,9 @@ class CampaignRunner:
         now = self.clock()
         claimed: list[tuple[Lead, bool, str]] = []
         try:
-            for _ in range(count):
-                call_id = f"c-{self.spec.id}-{uuid.uuid4().hex[:12]}"
-                lead = await self.store.claim_lead(self.spec.id, now, call_id)
-                if lead is None:
-                    break
-                on_dnc = await self.store.dnc_contains(lead.phone, self.spec.id)
-                claimed.append((lead, on_dnc, call_id))
+            ids = [f"c-{self.spec.id}-{uuid.uuid4().hex[:12]}" for _ in range(count)]
+            claimed = [(lead, on_dnc, cid) for lead, cid, on_dnc
+                       in await self.store.claim_leads(self.spec.id, now, ids)]
         finally:
             self.post(LeadsClaimed(now, count, tuple(claimed)))
 
@@ -341,15 +434,49 @@ class CampaignRunner:
                                          return_when=asyncio.FIRST_COMPLETED)
             if up not in done:
                 raise DialerError(f"agent {aid}: phone did not answer")
-            await self.ari.rest.destroy_bridge(agent_bridge(aid))
-            await self.ari.rest.create_bridge(agent_bridge(aid), name=f"agent {aid}")
-            await self.ari.rest.add_channel(agent_bridge(aid), channel)
+            await self.ari.rest.destroy_bridge(agent_bridge(self.ari.app, aid))
+            await self.ari.rest.create_bridge(agent_bridge(self.ari.app, aid), name=f"agent {aid}")
+            await self.ari.rest.add_channel(agent_bridge(self.ari.app, aid), channel)
             self.post(AgentPhoneAnswered(self.clock(), aid))
         except (AriError, DialerError) as exc:
             log.warning("agent %s: login call failed: %s", aid, exc)
             self.agent_channels.pop(aid, None)
             await self.ari.rest.hangup(channel)
             self.post(AgentPhoneGone(self.clock(), aid))
+        finally:
+            for fut in (up, gone):
+                fut.cancel()
+
+    async def _ring_agent(self, cid: str, aid: str) -> None:
+        """Ring-per-call: call the agent's phone for customer `cid` (who waits in Stasis); once
+        it answers, put both in the agent's bridge. The engine's connect timer decides when it
+        is too late (it hangs this leg up); a leg that fails reports AgentPhoneGone."""
+        channel = f"agent-{aid}-{uuid.uuid4().hex[:8]}"
+        self.agent_channels[aid] = channel
+        up = self.ari.expect(StasisStart, lambda e: e.channel.id == channel)
+        gone = self.ari.expect(ChannelDestroyed, lambda e: e.channel.id == channel)
+        bridge = agent_bridge(self.ari.app, aid)
+        try:
+            await self.ari.originate(f"PJSIP/{aid}", channel_id=channel, ring_timeout=30,
+                                     caller_id=f"Dialer <{self.spec.id}>")
+            waits: set[asyncio.Future[Any]] = {up, gone}
+            done, _ = await asyncio.wait(waits, timeout=40, return_when=asyncio.FIRST_COMPLETED)
+            if up not in done:
+                raise DialerError(f"agent {aid}: phone did not answer")
+            call = self.engine.calls.get(cid)
+            if self.agent_channels.get(aid) != channel or call is None \
+                    or call.agent_id != aid:
+                await self.ari.rest.hangup(channel)  # answered too late: the call moved on
+                return
+            await self.ari.rest.destroy_bridge(bridge)
+            await self.ari.rest.create_bridge(bridge, name=f"agent {aid}")
+            await self.ari.rest.add_channel(bridge, channel, cid)
+        except (AriError, DialerError) as exc:
+            log.warning("agent %s: ringing for call %s failed: %s", aid, cid, exc)
+            await self.ari.rest.hangup(channel)
+            if self.agent_channels.get(aid) == channel:
+                del self.agent_channels[aid]
+                self.post(AgentPhoneGone(self.clock(), aid))
         finally:
             for fut in (up, gone):
                 fut.cancel()
@@ -420,10 +547,24 @@ class CampaignRunner:
     async def _recover(self) -> None:
         """After a restart: close every attempt left in flight, record it, free its lead."""
         now = self.clock()
-        live = {c.id for c in await self.ari.rest.list_channels()}
+        channels = {c.id: c for c in await self.ari.rest.list_channels()}
+        live = set(channels)
+        bridges = {b.id: b for b in await self.ari.rest.list_bridges()}
+        prefix = agent_bridge(self.ari.app, "")
+        # Telephony runs ahead of the records (`_run`), so a process killed in between leaves
+        # an attempt whose record lags Asterisk by one step: read the missing facts from
+        # Asterisk (a channel Up was answered; one in an agent's bridge was connected).
+        connected_to = {ch: bid.removeprefix(prefix) for bid, b in bridges.items()
+                        if bid.startswith(prefix) for ch in b.channels}
         for attempt in await self.store.in_flight_attempts(self.spec.id):
             if attempt.id in live:
                 await self.ari.rest.hangup(attempt.id)
+            agent = connected_to.get(attempt.id)
+            if agent is not None and attempt.connected_at is None:
+                attempt = replace(attempt, connected_at=now, agent_id=attempt.agent_id or agent)
+            if attempt.id in channels and channels[attempt.id].state == "Up" \
+                    and attempt.answered_at is None:
+                attempt = replace(attempt, answered_at=now)
             if attempt.connected_at is not None:
                 result = AttemptResult.TALKED
             elif attempt.amd_done_at is not None or attempt.answered_at is not None:
@@ -449,11 +590,14 @@ class CampaignRunner:
             if data and data.get("campaign") == self.spec.id \
                     and data.get("state") != AgentState.LOGGED_OUT.value:
                 # Their phone leg died with the old process's bridge ownership: log them out;
-                # they log in again (the phone rings once).
-                for channel in live:
+                # they log in again (the phone rings once). Only our own phone channel and
+                # bridge are touched (another dialer may hold the same agent id).
+                bridge = bridges.get(agent_bridge(self.ari.app, agent_id))
+                phones = {data.get("channel", "")} | set(bridge.channels if bridge else ())
+                for channel in phones & live:
                     if channel.startswith(f"agent-{agent_id}-"):
                         await self.ari.rest.hangup(channel)
-                await self.ari.rest.destroy_bridge(agent_bridge(agent_id))
+                await self.ari.rest.destroy_bridge(agent_bridge(self.ari.app, agent_id))
                 await self.store.save_agent(agent_id, {**data, "state": "LOGGED_OUT"})
 
 

@@ -25,6 +25,11 @@ from dialer.ari import Ari
 from dialer.auth import auth_middleware
 from dialer.config import Config
 from dialer.errors import DialerError
+from dialer.ivr.hooks import DialerHooks
+from dialer.ivr.http import IvrApi
+from dialer.ivr.library import FlowLibrary
+from dialer.ivr.runtime import IvrService
+from dialer.ivr.tts import TtsCache
 from dialer.metrics import METRICS
 from dialer.runner import Dialer
 from dialer.store.redis_store import RedisStore
@@ -56,6 +61,9 @@ class Server:
         self.redis: aioredis.Redis | None = None
         self.store: RedisStore | None = None
         self.dialer: Dialer | None = None
+        self.flows: FlowLibrary | None = None
+        self.ivr: IvrService | None = None
+        self._watch: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
 
     async def __aenter__(self) -> Server:
@@ -77,10 +85,13 @@ class Server:
         resumed = await self.dialer.resume_all()
         if resumed:
             log.warning("resumed campaigns after a restart: %s", ", ".join(resumed))
+        self._start_ivr(self.dialer)
+        assert self.flows is not None and self.ivr is not None
         api = Api(self.store, self.dialer, self.clock)
         app = web.Application(client_max_size=MAX_BODY, middlewares=[
             errors_middleware, auth_middleware(self.config.api, api.agent_on_lead)])
         api.routes(app)
+        IvrApi(self.flows, self.ivr).routes(app)
         app.router.add_get("/health", self._health)
         app.router.add_get("/ready", self._ready)
         app.router.add_get("/metrics", self._metrics)
@@ -97,10 +108,39 @@ class Server:
         log.info("dialer server listening on %s:%s", self.config.server.host,
                  self.config.server.port)
 
+    def _start_ivr(self, dialer: Dialer) -> None:
+        """The IVR: the flow set (a broken one is reported, never fatal: inbound calls are
+        refused until a good set loads) and the per-call flow driver."""
+        ivr = self.config.ivr
+        media = ivr.local_media_dir
+        self.flows = FlowLibrary(ivr.flows_dir, media, dialer.metrics, self.clock)
+        result = self.flows.reload()
+        if not result.ok:
+            log.error("IVR: no flow set is live (fix the files; they reload on change)")
+        hooks = DialerHooks(dialer.store, self.clock, callback_campaign=ivr.callback_campaign)
+        self.ivr = IvrService(self.ari, self.flows, TtsCache(media / "tts"), media_dir=media,
+                              asterisk_root=ivr.asterisk_root, metrics=dialer.metrics,
+                              hooks=hooks, clock=self.clock)
+        if ivr.watch:
+            self._watch = asyncio.get_running_loop().create_task(self.flows.watch(),
+                                                                 name="ivr-flow-watch")
+
+    def reload_flows(self) -> None:
+        """SIGHUP: reload the flow files now."""
+        if self.flows is not None:
+            asyncio.get_running_loop().create_task(self.flows.reload_async())
+
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
+            self._watch = None
+        if self.ivr is not None:
+            await self.ivr.close()
+            self.ivr = None
         if self.dialer is not None:
             await self.dialer.close()
             self.dialer = None
@@ -141,6 +181,7 @@ async def serve_forever(config: Config) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with Server(config) as server:
+        loop.add_signal_handler(signal.SIGHUP, server.reload_flows)
         print(f"dialer: serving on {server.url} (ARI app '{config.ari.app}')", flush=True)
         await stop.wait()
     print("dialer: stopped", flush=True)

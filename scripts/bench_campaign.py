@@ -44,7 +44,7 @@ from dialer.ari import AriItem, ChannelEnteredBridge, StasisStart
 from dialer.auth import bearer_header
 from dialer.config import AriConfig, Config, RedisConfig, ServerConfig, load_config
 from dialer.core.model import Attempt
-from dialer.runner import CampaignRunner
+from dialer.runner import CampaignRunner, agent_bridge
 from dialer.server import Server
 from dialer.testbed import Testbed
 
@@ -374,7 +374,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str,
 
 async def dialer_run(config: Config, testbed: Testbed, leads: list[tuple[str, int]],
                      duration: float, mode: str, wrapup: float, max_cps: float,
-                     profile: Path | None) -> DialerResult:
+                     profile: Path | None, ivr_watch: bool) -> DialerResult:
     flush = aioredis.from_url(DB_URL)
     await flush.flushdb()
     await flush.aclose()
@@ -384,7 +384,7 @@ async def dialer_run(config: Config, testbed: Testbed, leads: list[tuple[str, in
         info = await stats.info("commandstats")
         return Counter({k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in info.items()})
     cfg = replace(config, redis=RedisConfig(DB_URL), server=ServerConfig("127.0.0.1", PORT),
-                  ari=replace(config.ari, app=APP))
+                  ari=replace(config.ari, app=APP), ivr=replace(config.ivr, watch=ivr_watch))
     warnings = Warnings()
     logging.getLogger("dialer").addHandler(warnings)
     server = Server(cfg)
@@ -503,7 +503,7 @@ async def dialer_run(config: Config, testbed: Testbed, leads: list[tuple[str, in
                     leftovers.append(channel.id)
                     await server.ari.rest.hangup(channel.id)
             if probe.runner is not None:
-                mine = {f"agentbr-{a}" for a in probe.runner.engine.agents}
+                mine = {agent_bridge(APP, a) for a in probe.runner.engine.agents}
                 for bridge in await server.ari.rest.list_bridges():
                     if bridge.id in mine:
                         leftovers.append(bridge.id)
@@ -516,9 +516,9 @@ async def dialer_run(config: Config, testbed: Testbed, leads: list[tuple[str, in
 
 async def wait_quiet(cfg: AriConfig, wait: float, need_no_agent_bridges: bool) -> None:
     """Wait until the shared Asterisk carries no channel (another session's tests or demo).
-    Agents' bridges are named after the agent alone (agentbr-agent-10xx, dialer/runner.py), so
-    a second dialer logging in agent-1001..1020 would destroy another dialer's bridges: the
-    dialer run refuses to start while such a bridge holds a channel (empty ones are leftovers)."""
+    Agents' bridges are named by ARI app and agent (dialer/runner.py `agent_bridge`), so only
+    another run of this benchmark (same app) could clash: the dialer run refuses to start while
+    such a bridge holds a channel (empty ones are leftovers)."""
     end = time.monotonic() + wait
     told = False
     async with aiohttp.ClientSession(headers=ari_auth(cfg)) as http:
@@ -527,7 +527,7 @@ async def wait_quiet(cfg: AriConfig, wait: float, need_no_agent_bridges: bool) -
                 channels = await resp.json()
             async with http.get(f"{cfg.url}/ari/bridges") as resp:
                 bridges = [b["id"] for b in await resp.json() if b["channels"]
-                           and str(b["id"]).startswith(tuple(f"agentbr-{a}" for a in AGENTS))]
+                           and b["id"] in {agent_bridge(APP, a) for a in AGENTS}]
             if not channels and not bridges:
                 return
             if time.monotonic() > end:
@@ -563,7 +563,7 @@ async def main_async(config: Config, testbed: Testbed, args: argparse.Namespace)
                              [n for n, _ in leads], args.baseline)
     await wait_quiet(config.ari, args.wait_quiet, need_no_agent_bridges=True)
     dial = await dialer_run(config, testbed, leads, args.duration, args.mode, args.wrapup,
-                            args.max_cps, args.profile)
+                            args.max_cps, args.profile, args.ivr_watch)
 
     print()
     print(f"1. answer -> agent connect latency ({dial.mode}, 20 sipp agent phones nailed up, "
@@ -619,6 +619,11 @@ def main() -> None:
     parser.add_argument("--max-cps", type=float, default=10)
     parser.add_argument("--wait-quiet", type=float, default=600,
                         help="wait up to this long (s) for other users of the Asterisk to finish")
+    parser.add_argument("--uvloop", action="store_true",
+                        help="run on uvloop's event loop (pip install uvloop) instead of asyncio's")
+    parser.add_argument("--ivr-watch", action="store_true",
+                        help="keep the IVR flow-file watcher on (it polls the files every 0.5 s: "
+                             "about 1.5 ms CPU per second, whatever the call rate)")
     parser.add_argument("--profile", type=Path,
                         help="cProfile the dialer's window into this file (inflates its CPU)")
     args = parser.parse_args()
@@ -627,7 +632,13 @@ def main() -> None:
     testbed = Testbed(config, report=lambda m: None)
     if not all(row.pid for row in testbed.status()[1:]):
         testbed.up()  # left running (shared testbed)
-    asyncio.run(main_async(config, testbed, args))
+    print(f"event loop: {'uvloop' if args.uvloop else 'asyncio'}; IVR flow-file watcher "
+          f"{'on' if args.ivr_watch else 'off'}")
+    if args.uvloop:
+        import uvloop  # an optional benchmark dependency (the `bench` extra)
+        uvloop.run(main_async(config, testbed, args))
+    else:
+        asyncio.run(main_async(config, testbed, args))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,17 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
   fi
 fi
+# IVR `tts:` prompts are rendered offline by espeak-ng and resampled to 8 kHz by sox
+# (dialer/ivr/tts.py); the unit tests render real audio with them.
+if ! command -v espeak-ng >/dev/null 2>&1 || ! command -v sox >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "bootstrap: installing espeak-ng and sox (apt)"
+    apt-get -o Acquire::Check-Valid-Until=false update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends espeak-ng sox >/dev/null
+  else
+    echo "bootstrap: espeak-ng and sox are missing (IVR text-to-speech); as root: apt-get install espeak-ng sox" >&2
+  fi
+fi
 stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   echo "bootstrap: installing the project and its dev tools into .venv"

@@ -38,6 +38,7 @@ from dialer.core.model import AmdMode, Attempt, AttemptResult, CampaignSpec, Dia
 from dialer.core.outcome import DialOutcome
 from dialer.core.pacing import Pacer, PacingSnapshot, RateLimiter, make_pacer
 from dialer.core.retry import after_attempt, dialable
+from dialer.core.roster import Roster
 from dialer.core.window import next_window_open
 
 log = logging.getLogger(__name__)
@@ -170,10 +171,27 @@ class SetRunning:
     running: bool
 
 
+@dataclass(frozen=True, slots=True)
+class PreviewDial:
+    """Preview mode: the agent asks for the call to their previewed lead to be placed."""
+
+    now: float
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewSkip:
+    """Preview mode: the agent passes on their previewed lead (it is dialed later)."""
+
+    now: float
+    agent_id: str
+
+
 Event = (
     Tick | LeadsClaimed | LeadsAvailable | AbandonStats | CallAnswered | AmdDone | CallBridged
     | CallEnded | DigitPressed | PlaybackDone | TimerFired | AgentLogin | AgentPhoneAnswered
     | AgentPhoneGone | AgentPause | AgentResume | AgentLogout | Disposition | SetRunning
+    | PreviewDial | PreviewSkip
 )
 
 
@@ -278,6 +296,19 @@ class StopRecording:
 
 
 @dataclass(frozen=True, slots=True)
+class PlayRingback:
+    """Preview mode: the agent's (nailed-up) phone hears ringing while their call is dialed."""
+
+    call_id: str
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StopRingback:
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class ApplyDisposition:
     attempt_id: str
     agent_id: str
@@ -289,11 +320,13 @@ Command = (
     ClaimLeads | Originate | RunAmd | ConnectAgent | PlaySafeHarbor | LeaveMessage | RunAgentless
     | Hangup | StartTimer | CancelTimer | SaveAttempt | SaveLead | AddDnc | CallAgentPhone
     | HangupAgentPhone | SaveAgent | ApplyDisposition | StartRecording | StopRecording
+    | PlayRingback | StopRingback
 )
 
 
 # ------------------------------------------------------------------------------------- calls
 class CallState(StrEnum):
+    PREVIEW = "PREVIEW"  # preview mode: lead claimed and shown to its agent, not dialed yet
     DIALING = "DIALING"
     AMD = "AMD"
     WAITING = "WAITING"  # a human on the line, no agent yet: the 2-second clock runs
@@ -330,7 +363,7 @@ class CampaignEngine:
     pacer: Pacer | None = None
     running: bool = False
     calls: dict[str, Call] = field(default_factory=dict)
-    agents: dict[str, Agent] = field(default_factory=dict)
+    agents: Roster = field(default_factory=Roster)  # by id, indexed by state (dialer.core.roster)
     waiting: list[str] = field(default_factory=list)  # call ids, longest waiting first
     claims_pending: int = 0
     leads_available: int = 0
@@ -340,6 +373,8 @@ class CampaignEngine:
     limiter: RateLimiter | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.agents, Roster):  # a plain dict of agents given
+            self.agents = Roster(self.agents)
         if self.pacer is None:
             self.pacer = make_pacer(self.spec.dial_mode, power_ratio=self.spec.power_ratio,
                                     abandon_target=self.spec.abandon_target)
@@ -349,23 +384,30 @@ class CampaignEngine:
 
     # ---------------------------------------------------------------------------- queries
     def ready_agents(self) -> list[Agent]:
-        ready = [a for a in self.agents.values() if a.state is AgentState.READY]
-        return sorted(ready, key=lambda a: (a.since, a.id))
+        """READY agents, longest waiting first (kept in order by the roster)."""
+        return self.agents.ready()
 
     def snapshot(self, now: float) -> PacingSnapshot:
-        busy = tuple(now - a.since for a in self.agents.values()
-                     if a.state in (AgentState.RESERVED, AgentState.ON_CALL))
-        wrapping = tuple(now - a.since for a in self.agents.values()
-                         if a.state is AgentState.WRAP_UP)
+        agents = self.agents
+        busy = tuple(now - since for since in agents.busy_since())
+        wrapping = tuple(now - since for since in agents.wrapping_since())
         # Calls whose outcome is still open count as ringing: being dialed, or answered and
-        # still in AMD (each may yet become a person who needs an agent).
-        ringing = sum(1 for c in self.calls.values()
-                      if c.state in (CallState.DIALING, CallState.AMD))
-        ringing += self.claims_pending
+        # still in AMD (each may yet become a person who needs an agent). The pacer also gets
+        # how long each dialed call has rung: one that has rung well past the usual answer time
+        # is most likely a no-answer (docs/PACING_BENCH.md). Claims not yet dialed are fresh.
+        ages: list[float] = []
+        in_amd = 0
+        for c in self.calls.values():
+            state = c.state
+            if state is CallState.DIALING:
+                ages.append(now - c.attempt.originated_at)
+            elif state is CallState.AMD:
+                in_amd += 1
+        ringing = len(ages) + in_amd + self.claims_pending
         in_progress = len(self.calls) + self.claims_pending
         return PacingSnapshot(
             now=now,
-            ready_agents=len(self.ready_agents()),
+            ready_agents=agents.ready_count,
             busy_agents=busy,
             wrapping_agents=wrapping,
             calls_ringing=ringing,
@@ -374,6 +416,8 @@ class CampaignEngine:
             humans_in_window=self.humans + math.ceil(self.estimated_false_positives),
             leads_available=max(0, self.leads_available - self.claims_pending),
             channels_free=max(0, self.spec.max_channels - in_progress),
+            ringing_ages=tuple(ages),
+            calls_in_amd=in_amd,
         )
 
     @property
@@ -428,11 +472,18 @@ class CampaignEngine:
             case AgentLogin(now=now, agent_id=aid):
                 agent = self.agents.get(aid, Agent(aid))
                 self._agent(agent, AgentAction.LOGIN, now, out)
-                out.append(CallAgentPhone(aid))
-            case AgentPhoneAnswered(now=now, agent_id=aid):
-                if aid in self.agents:
+                if self.spec.ring_agents:  # no nailed-up leg: their phone rings per call
                     self._agent(self.agents[aid], AgentAction.PHONE_UP, now, out)
                     self._offer_waiting(now, out)
+                else:
+                    out.append(CallAgentPhone(aid))
+            case AgentPhoneAnswered(now=now, agent_id=aid):
+                known = self.agents.get(aid)
+                if known is not None and known.state is AgentState.CONNECTING:
+                    self._agent(self.agents[aid], AgentAction.PHONE_UP, now, out)
+                    self._offer_waiting(now, out)
+            case AgentPhoneGone(now=now, agent_id=aid) if self.spec.ring_agents:
+                self._agent_leg_gone(aid, now, out)
             case AgentPhoneGone(now=now, agent_id=aid) | AgentLogout(now=now, agent_id=aid):
                 self._logout(aid, now, out)
             case AgentPause(now=now, agent_id=aid, reason=reason):
@@ -442,11 +493,24 @@ class CampaignEngine:
                 self._offer_waiting(now, out)
             case Disposition():
                 self._disposition(event, out)
+            case PreviewDial(now=now, agent_id=aid):
+                self._preview_dial(aid, now, out)
+            case PreviewSkip(now=now, agent_id=aid):
+                self._preview_skip(aid, now, out)
         return out
+
+    def preview_of(self, agent_id: str) -> Call | None:
+        """The agent's previewed call (lead shown, not dialed yet), if any."""
+        agent = self.agents.get(agent_id)
+        call = self.calls.get(agent.call_id) if agent and agent.call_id else None
+        return call if call is not None and call.state is CallState.PREVIEW else None
 
     # ----------------------------------------------------------------------------- pacing
     def _pace(self, now: float, out: list[Command]) -> None:
-        if not self.running or self.spec.dial_mode is DialMode.PREVIEW:
+        if not self.running:
+            return
+        if self.spec.dial_mode is DialMode.PREVIEW:
+            self._claim_previews(now, out)
             return
         assert self.pacer is not None
         assert self.limiter is not None
@@ -457,6 +521,17 @@ class CampaignEngine:
             return
         wanted = self.pacer.decide(snap)
         wanted = min(wanted, snap.leads_available, snap.channels_free)
+        count = self.limiter.allow(now, wanted) if wanted > 0 else 0
+        if count > 0:
+            self.claims_pending += count
+            out.append(ClaimLeads(count))
+
+    def _claim_previews(self, now: float, out: list[Command]) -> None:
+        """Preview: claim one lead for each READY agent who has none (a READY agent has no
+        reserved call); the lead is reserved for its agent when it comes back."""
+        assert self.limiter is not None
+        wanted = min(len(self.ready_agents()) - self.claims_pending,
+                     self.leads_available - self.claims_pending)
         count = self.limiter.allow(now, wanted) if wanted > 0 else 0
         if count > 0:
             self.claims_pending += count
@@ -481,6 +556,9 @@ class CampaignEngine:
                 continue
             attempt = Attempt(id=call_id, campaign_id=self.spec.id, lead_id=lead.id,
                               phone=lead.phone, originated_at=now)
+            if self.spec.dial_mode is DialMode.PREVIEW:
+                self._preview(Call(call_id, lead, attempt, CallState.PREVIEW), now, out)
+                continue
             self.calls[call_id] = Call(call_id, lead, attempt)
             log.info("call %s: placed to lead %s", call_id, lead.id)
             out.append(SaveAttempt(attempt))
@@ -504,6 +582,8 @@ class CampaignEngine:
         self.pacer.observe_dial(now - call.attempt.originated_at, True,
                                 originated_at=call.attempt.originated_at)
         self._save(call, out, answered_at=now)
+        if call.agent_id is not None:  # preview: the agent heard it ring
+            out.append(StopRingback(cid))
         if self.spec.amd is not AmdMode.OFF:
             self._set(call, CallState.AMD, "CallAnswered")
             out.append(RunAmd(cid))
@@ -541,6 +621,15 @@ class CampaignEngine:
             self._set(call, CallState.AGENTLESS, "human")
             out.append(RunAgentless(call.id))
             return
+        reserved = self.agents.get(call.agent_id) if call.agent_id else None
+        if reserved is not None and reserved.state is AgentState.RESERVED \
+                and reserved.call_id == call.id:
+            # Preview: the agent asked for this call and waits for it; nobody else takes it.
+            self._set(call, CallState.CONNECTING, f"agent {reserved.id} waiting")
+            self._save(call, out, agent_id=reserved.id)
+            out.append(ConnectAgent(call.id, reserved.id, self.spec.recording))
+            return
+        call.agent_id = None
         ready = self.ready_agents()
         if ready:
             self._connect(call, ready[0], now, out)
@@ -584,6 +673,14 @@ class CampaignEngine:
         kind, _, ident = key.partition(":")
         if kind == "connect":
             call = self.calls.get(ident)
+            if call is not None and call.state is CallState.CONNECTING and self.spec.ring_agents \
+                    and call.agent_id is not None:
+                # Ring-per-call: the agent's phone did not answer within the limit. The call is
+                # abandoned like any other; the agent is paused (a missed call).
+                out.append(HangupAgentPhone(call.agent_id))  # stop their phone ringing
+                self._missed(call, now, out)
+                call.agent_id = None
+                self.waiting.append(call.id)
             if call is None or call.state is not CallState.WAITING:
                 return  # connected in time (or gone)
             self.waiting.remove(call.id)
@@ -608,6 +705,8 @@ class CampaignEngine:
         if call.state is CallState.DIALING:
             self.pacer.observe_dial(now - call.attempt.originated_at, False,
                                     originated_at=call.attempt.originated_at)
+            if call.agent_id is not None:
+                out.append(StopRingback(call.id))
         if call.id in self.waiting:
             self.waiting.remove(call.id)
         out.append(CancelTimer(connect_timer(call.id)))
@@ -627,6 +726,8 @@ class CampaignEngine:
         if call.agent_id is not None and call.agent_id in self.agents:
             agent = self.agents[call.agent_id]
             if agent.call_id == call.id:
+                if self.spec.ring_agents:
+                    out.append(HangupAgentPhone(agent.id))  # their leg ends with the call
                 if agent.state is AgentState.ON_CALL:
                     self.pacer.observe_talk(now - (call.attempt.connected_at or now))
                     self._agent(agent, AgentAction.CALL_ENDED, now, out)
@@ -669,7 +770,13 @@ class CampaignEngine:
             return
         if agent.call_id and agent.call_id in self.calls:
             call = self.calls[agent.call_id]
-            if call.state is CallState.CONNECTING:
+            if call.state is CallState.PREVIEW:  # never dialed: the lead goes back as it was
+                del self.calls[call.id]
+                out.append(SaveLead(replace(call.lead, state=LeadState.READY)))
+            elif call.state is CallState.DIALING:
+                call.agent_id = None  # preview: an answer goes to whoever is ready
+                out.append(StopRingback(call.id))
+            elif call.state is CallState.CONNECTING:
                 # The agent left before the customer reached them: find someone else.
                 call.agent_id = None
                 self._set(call, CallState.WAITING, "agent logged out")
@@ -679,6 +786,67 @@ class CampaignEngine:
         out.append(HangupAgentPhone(aid))
         out.append(CancelTimer(wrap_timer(aid)))
         self._offer_waiting(now, out)
+
+    # ---------------------------------------------------------------------------- preview
+    def _preview(self, call: Call, now: float, out: list[Command]) -> None:
+        """Reserve a claimed lead for the READY agent waiting longest, or give it back."""
+        ready = self.ready_agents()
+        if not ready:
+            out.append(SaveLead(replace(call.lead, state=LeadState.READY)))
+            return
+        agent = ready[0]
+        self.calls[call.id] = call
+        call.agent_id = agent.id
+        self._agent(agent, AgentAction.RESERVE, now, out, call_id=call.id)
+        log.info("call %s: lead %s previewed by agent %s", call.id, call.lead.id, agent.id)
+
+    def _previewed(self, aid: str) -> tuple[Agent, Call]:
+        agent = self._known(aid)
+        call = self.preview_of(aid)
+        if call is None:
+            raise AgentTransitionError(f"agent {aid} has no previewed lead")
+        return agent, call
+
+    def _preview_dial(self, aid: str, now: float, out: list[Command]) -> None:
+        _, call = self._previewed(aid)
+        self._set(call, CallState.DIALING, f"agent {aid} dials")
+        call.attempt = replace(call.attempt, originated_at=now, agent_id=aid)
+        out.append(SaveAttempt(call.attempt))
+        out.append(Originate(call.id, call.lead.id, self.spec.trunk.format(number=call.lead.phone),
+                             self.spec.caller_id, max(15.0, self.spec.ring_timeout)))
+        out.append(PlayRingback(call.id, aid))
+
+    def _preview_skip(self, aid: str, now: float, out: list[Command]) -> None:
+        agent, call = self._previewed(aid)
+        del self.calls[call.id]
+        out.append(SaveLead(replace(call.lead, state=LeadState.READY,
+                                    next_at=now + PREVIEW_SKIP_DELAY)))
+        self._agent(agent, AgentAction.RELEASE, now, out)
+
+    # -------------------------------------------------------------------- ring-per-call
+    def _missed(self, call: Call, now: float, out: list[Command]) -> None:
+        """The agent rung for `call` did not take it: paused, so they are not rung again
+        until they say they are ready; the call waits for someone else."""
+        agent = self.agents.get(call.agent_id or "")
+        if agent is not None and agent.state is AgentState.RESERVED and agent.call_id == call.id:
+            self._agent(agent, AgentAction.PAUSE, now, out, reason="missed call")
+            self._agent(self.agents[agent.id], AgentAction.RELEASE, now, out)
+        self._set(call, CallState.WAITING, "agent's phone did not answer")
+
+    def _agent_leg_gone(self, aid: str, now: float, out: list[Command]) -> None:
+        """Ring-per-call: the agent's phone leg ended (refused, unanswered, or hung up)."""
+        agent = self.agents.get(aid)
+        call = self.calls.get(agent.call_id) if agent and agent.call_id else None
+        if call is None:
+            return
+        if call.state is CallState.CONNECTING and call.agent_id == aid:
+            self._missed(call, now, out)
+            call.agent_id = None
+            self.waiting.insert(0, call.id)
+            self._offer_waiting(now, out)
+        elif call.state is CallState.TALKING:  # the agent hung up: the call is over
+            self._set(call, CallState.HANGING_UP, "agent hung up")
+            out.append(Hangup(call.id))
 
     def _disposition(self, event: Disposition, out: list[Command]) -> None:
         agent = self._known(event.agent_id)
@@ -693,6 +861,9 @@ class CampaignEngine:
             self._wrap_done(agent, event.now, out)
             self._offer_waiting(event.now, out)
 
+
+#: Preview: a skipped lead is offered again after this many seconds (not straight back).
+PREVIEW_SKIP_DELAY = 3600.0
 
 #: Disposition codes an agent keys on the phone's keypad during the call or wrap-up.
 PHONE_CODES: dict[str, str] = {"1": "sale", "2": "no_sale", "3": "not_interested", "4": "dnc",

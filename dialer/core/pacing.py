@@ -82,11 +82,24 @@ class PacingSnapshot:
     humans_in_window: int  # live human answers in that window (the 3 % denominator)
     leads_available: int  # dialable leads (upper bound on calls)
     channels_free: int  # trunk channel cap minus calls in progress
+    # Detail on `calls_ringing` (the defaults say "no detail": every call counts as fresh).
+    # One per originated call not yet answered: seconds it has rung. A call that has rung past
+    # the usual answer time is most likely a no-answer, so it counts for less.
+    ringing_ages: tuple[float, ...] = ()
+    calls_in_amd: int = 0  # answered calls still in AMD (a person or a machine, not yet known)
 
     def __post_init__(self) -> None:
         if min(self.ready_agents, self.calls_ringing, self.calls_waiting, self.abandoned_in_window,
-               self.humans_in_window, self.leads_available, self.channels_free) < 0:
+               self.humans_in_window, self.leads_available, self.channels_free,
+               self.calls_in_amd) < 0:
             raise ValueError(f"negative count in {self!r}")
+        if len(self.ringing_ages) + self.calls_in_amd > self.calls_ringing:
+            raise ValueError(f"more ringing ages and AMD calls than calls ringing in {self!r}")
+
+    @property
+    def calls_fresh(self) -> int:
+        """Ringing calls without detail: claimed or placed just now (counted as fresh)."""
+        return self.calls_ringing - len(self.ringing_ages) - self.calls_in_amd
 
     @property
     def agents_engaged(self) -> int:
@@ -362,15 +375,29 @@ class _Durations:
     def mean(self) -> float:
         return (self._sum + self.prior * self.prior_weight) / (len(self._order) + self.prior_weight)
 
-    def ends_within(self, elapsed: tuple[float, ...], within: float, out: list[float]) -> None:
+    def quantiles(self, k: int) -> list[float]:
+        """`k` equally spaced quantiles (at (i + ½)/k) of the samples; the mean alone while
+        there are fewer than 4·k samples."""
+        s = self._sorted
+        n = len(s)
+        if n < 4 * k:
+            return [self.mean]
+        return [s[min(n - 1, int((i + 0.5) * n / k))] for i in range(k)]
+
+    def ends_within(self, elapsed: tuple[float, ...], within: float, out: list[float],
+                    actuarial: bool = False) -> None:
         """Append P(D <= e + within | D > e) for each e in `elapsed` (durations still running).
 
         The empirical residual over the finished samples, with the running durations as
-        censored samples (a running one at c >= e + within is known to outlast the window;
-        one in between tells little and is left out) — without them, a ramp-up, whose first
-        finished calls are all short ones, would look like short calls. Two pseudo-samples of
-        an exponential tail with the same mean (memoryless) carry the estimate where the data
-        thin out (few samples, or e beyond them all)."""
+        censored samples (a running one at c >= e + within is known to outlast the window) —
+        without them, a ramp-up, whose first finished calls are all short ones, would look like
+        short calls. A running one in between (e <= c < e + within) is, with `actuarial`, at
+        risk for half the window (the life-table rule: q = d / (n − w/2)); without it, left
+        out — which after a synchronised start (every agent's first call began within the same
+        minute, so all are in between) takes the few short calls seen for the whole story and
+        expects most agents free at once (over-dialing, measured). Two pseudo-samples of an
+        exponential tail with the same mean (memoryless) carry the estimate where the data thin
+        out (few samples, or e beyond them all)."""
         if within <= 0.0:
             out.extend(0.0 for _ in elapsed)
             return
@@ -382,8 +409,62 @@ class _Durations:
         m = len(running)
         for e in elapsed:
             lo = bisect_right(s, e)
-            outlast = m - bisect_left(running, e + within)
-            out.append((bisect_right(s, e + within, lo) - lo + prior2) / (n - lo + outlast + 2.0))
+            beyond = bisect_left(running, e + within)
+            at_risk = n - lo + m - beyond + 2.0
+            if actuarial:
+                at_risk += 0.5 * (beyond - bisect_left(running, e))
+            out.append((bisect_right(s, e + within, lo) - lo + prior2) / at_risk)
+
+
+class _RingOutcomes:
+    """The last `size` dial outcomes as (seconds from originate to answer or to the end,
+    answered), answered and unanswered kept sorted apart, and the survival ratio
+    ``ρ(e) = S_u(e) / S_a(e)`` (S: the share still ringing after e s) tabulated every
+    `_AGE_STEP` s, rebuilt once enough new outcomes are in.
+
+    Shrunk toward "age tells nothing" (ρ = 1) by `_AGE_PRIOR` pseudo-outcomes of each kind
+    that never end, so that few samples move the weights little: from a handful of answered
+    calls the tail of the ring times looks too short, and a call still ringing would be
+    written off too soon (over-dialing at low answer rates, measured)."""
+
+    __slots__ = ("_fresh", "answered", "order", "ratio", "size", "unanswered")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.order: deque[tuple[float, bool]] = deque()
+        self.answered: list[float] = []
+        self.unanswered: list[float] = []
+        self.ratio: list[float] = [1.0]
+        self._fresh = 0  # outcomes added since the table was built
+
+    def add(self, x: float, answered: bool) -> None:
+        if len(self.order) >= self.size:
+            old, was = self.order.popleft()
+            kept = self.answered if was else self.unanswered
+            del kept[bisect_left(kept, old)]
+        self.order.append((x, answered))
+        insort(self.answered if answered else self.unanswered, x)
+        self._fresh += 1
+
+    def table(self) -> list[float]:
+        """ρ at 0, step, 2·step, … up to the longest outcome seen (then flat)."""
+        if self._fresh and self._fresh * 20 >= len(self.order) or self._fresh >= 64:
+            self._fresh = 0
+            a, u = self.answered, self.unanswered
+            na, nu = len(a), len(u)
+            top = max(a[-1] if a else 0.0, u[-1] if u else 0.0)
+            out = []
+            for i in range(int(top / _AGE_STEP) + 2):
+                e = i * _AGE_STEP
+                s_a = (na - bisect_right(a, e) + _AGE_PRIOR) / (na + _AGE_PRIOR)
+                s_u = (nu - bisect_right(u, e) + _AGE_PRIOR) / (nu + _AGE_PRIOR)
+                out.append(s_u / s_a)
+            self.ratio = out
+        return self.ratio
+
+
+_AGE_STEP = 0.25  # seconds: the ring-age table's resolution (ages are floored: conservative)
+_AGE_PRIOR = 5.0  # pseudo-outcomes of each kind that never end (shrinkage toward ρ = 1)
 
 
 class PacingModel(Protocol):
@@ -416,6 +497,11 @@ class PacingModel(Protocol):
         `horizon` seconds)."""
         ...
 
+    def live_to_come(self, ages: tuple[float, ...], in_amd: int, out: list[float]) -> None:
+        """Append, for each call that has rung `e` s unanswered (`ages`), then for each of
+        `in_amd` answered calls awaiting the AMD verdict, P(it brings a live person)."""
+        ...
+
     def observe_dial(self, ring_seconds: float, answered: bool,
                      originated_at: float | None = None) -> None: ...
 
@@ -440,14 +526,23 @@ class Estimator:
     `observe_dial`; without it an outcome is stamped ``latest now − ring_seconds``, up to one
     pacing tick early (`advance`, called by the pacer with each snapshot, keeps that clock)."""
 
-    __slots__ = ("_answered", "_clock", "_human", "_pending", "_ring", "_seq", "_talk", "_wrap",
-                 "abandons", "dials", "maturity")
+    __slots__ = ("_answered", "_clock", "_human", "_outcomes", "_pending", "_ring", "_seq", "_talk",
+                 "_wrap", "abandons", "dials", "maturity", "ring_age", "wrap_points")
 
     def __init__(self, *, memory: int = 200, samples: int = 200, prior_answer: float = 1.0,
                  prior_human: float = 1.0, prior_ring: float = 10.0, prior_talk: float = 120.0,
-                 prior_wrap: float = 15.0, prior_weight: float = 5.0, maturity: float = 35.0) -> None:
-        if memory < 1 or samples < 1:
-            raise ValueError("memory and samples must be >= 1")
+                 prior_wrap: float = 15.0, prior_weight: float = 5.0, maturity: float = 35.0,
+                 ring_samples: int = 2000, ring_age: bool = True, wrap_points: int = 3) -> None:
+        if memory < 1 or samples < 1 or ring_samples < 1:
+            raise ValueError("memory, samples and ring_samples must be >= 1")
+        if wrap_points < 0:
+            raise ValueError(f"wrap_points must be >= 0, not {wrap_points}")
+        # Ablation switches (docs/PACING_BENCH.md): `ring_age` False counts every ringing call as
+        # fresh; `wrap_points` 0 takes the wrap-up ahead of a talking agent as its mean and
+        # leaves calls still running inside the look-ahead out of the residual-time estimate.
+        self.ring_age = ring_age
+        self.wrap_points = wrap_points
+        self._outcomes = _RingOutcomes(ring_samples)
         self._answered = _Ewma(prior_answer, prior_weight, memory)
         self._human = _Ewma(prior_human, prior_weight, memory)
         self._ring = _Ewma(prior_ring, prior_weight, memory)
@@ -469,8 +564,10 @@ class Estimator:
             return
         count = answered = 0
         ring_sum = 0.0
+        outcomes = self._outcomes
         while pending and pending[0][0] <= horizon:
             _, _, ring, was_answered = heappop(pending)
+            outcomes.add(ring, was_answered)
             count += 1
             if was_answered:
                 answered += 1
@@ -525,10 +622,50 @@ class Estimator:
 
     def p_free(self, talking: tuple[float, ...], wrapping: tuple[float, ...], horizon: float) -> list[float]:
         out: list[float] = []
-        # On a call, the whole wrap-up is still ahead: the talk must end within h − mean wrap.
-        self._talk.ends_within(talking, horizon - self._wrap.mean, out)
-        self._wrap.ends_within(wrapping, horizon, out)
+        # On a call, the whole wrap-up is still ahead: the talk must end within h − W. With
+        # W at its mean (10 s, past a 9 s horizon) no talking agent would ever count; W varies
+        # (short wrap-ups happen), so average over `wrap_points` quantiles of the wrap-ups seen.
+        wraps = self._wrap.quantiles(self.wrap_points) if self.wrap_points else []
+        actuarial = self.wrap_points > 0
+        if not wraps or not talking:
+            self._talk.ends_within(talking, horizon - self._wrap.mean, out, actuarial)
+        else:
+            total = [0.0] * len(talking)
+            part: list[float] = []
+            for w in wraps:
+                if horizon - w <= 0.0:
+                    continue
+                part.clear()
+                self._talk.ends_within(talking, horizon - w, part, actuarial)
+                for i, q in enumerate(part):
+                    total[i] += q
+            share = 1.0 / len(wraps)
+            out.extend(q * share for q in total)
+        self._wrap.ends_within(wrapping, horizon, out, actuarial)
         return out
+
+    def live_to_come(self, ages: tuple[float, ...], in_amd: int, out: list[float]) -> None:
+        """P(a live person still to come) for a call unanswered after e s, by Bayes on the
+        outcomes seen: ``p_h · p_a·S_a(e) / (p_a·S_a(e) + (1 − p_a)·S_u(e))``, with p_a the
+        current answer rate and S_a, S_u the shares of answered and unanswered dials still
+        ringing after e s (`_RingOutcomes`). At 15 % live answer and a 25 s ring timeout, a
+        call that has rung 15 s is almost surely a no-answer. A call in AMD: p_h."""
+        p_h = self._human.value
+        if ages:
+            p_a = self._answered.value
+            if not self.ring_age:
+                out.extend(p_a * p_h for _ in ages)
+            else:
+                table = self._outcomes.table()
+                last = len(table) - 1
+                inv = 1.0 / _AGE_STEP
+                live = p_a * p_h
+                rest = 1.0 - p_a
+                for e in ages:
+                    i = int(e * inv) if e > 0.0 else 0
+                    out.append(live / (p_a + rest * table[i if i < last else last]))
+        if in_amd:
+            out.extend(p_h if self.ring_age else self._answered.value * p_h for _ in range(in_amd))
 
 
 # --- the predictive pacer ------------------------------------------------------------------
@@ -563,25 +700,34 @@ class PredictivePacer:
     which the window's measured rate starts shrinking it; `exact_limit` is the largest agent
     count solved exactly (above it, the Edgeworth approximation); `connect_grace` extends the
     horizon by the seconds an answered human may wait for an agent (0 is the conservative
-    choice). `model` defaults to a fresh `Estimator`; a simulator may pass known parameters.
-    The defaults (safety 0.8, taper from 0.8 × target) held a throwaway simulation (5, 20 and
-    100 agents, 15 % live answer, 90 s talk, 10 s wrap, 4 h from cold) at 2.3-2.5 % abandon.
+    choice). `margin_humans` sizes the budget's margin for the next abandon (`budget`; inf:
+    none). `ring_age` (weigh ringing calls by how long they have rung) and `talk_lookahead`
+    (wrap-up quantiles and actuarial censoring in the agents' residual times) are on by
+    default; off, they reproduce the pacer before them (docs/PACING_BENCH.md, "baseline").
+    `model` defaults to a fresh `Estimator`; a simulator may pass known parameters.
+    The defaults (safety 0.8, taper from 0.8 × target) were chosen on the simulator's grid
+    (docs/PACING_BENCH.md): larger budgets bought abandons, not talk time.
     """
 
-    __slots__ = ("connect_grace", "exact_limit", "last_risk", "last_theta", "model", "safety",
-                 "taper_start", "target", "warmup_dials")
+    __slots__ = ("connect_grace", "exact_limit", "last_risk", "last_theta", "margin_humans",
+                 "model", "safety", "taper_start", "target", "warmup_dials")
 
     def __init__(self, target_abandon: float = 0.03, *, model: PacingModel | None = None,
                  warmup_dials: int = 30, safety: float = 0.8, taper_start: float = 0.8,
-                 exact_limit: int = 10, connect_grace: float = 0.0) -> None:
+                 exact_limit: int = 10, connect_grace: float = 0.0, ring_age: bool = True,
+                 talk_lookahead: bool = True, margin_humans: float = 100.0) -> None:
         if not 0 < target_abandon < 1:
             raise ValueError(f"abandon target must be in (0, 1), not {target_abandon!r}")
         if not 0 <= taper_start < 1:
             raise ValueError(f"taper_start must be in [0, 1), not {taper_start!r}")
         if not safety > 0:
             raise ValueError(f"safety must be positive, not {safety!r}")
+        if not margin_humans > 0:
+            raise ValueError(f"margin_humans must be positive, not {margin_humans!r}")
+        self.margin_humans = margin_humans
         self.target = target_abandon
-        self.model: PacingModel = model if model is not None else Estimator()
+        self.model: PacingModel = model if model is not None else \
+            Estimator(ring_age=ring_age, wrap_points=3 if talk_lookahead else 0)
         self.warmup_dials = warmup_dials
         self.safety = safety
         self.taper_start = taper_start
@@ -607,8 +753,15 @@ class PredictivePacer:
 
     def budget(self, snap: PacingSnapshot) -> float:
         """Expected abandon rate allowed for the calls in flight: the target (× safety), tapered
-        to 0 as the window's measured rate climbs from taper_start × target to the target."""
+        to 0 as the window's rate climbs from taper_start × target to the target. The taper
+        reads the rate plus a margin for the next abandon, ``A / H + 1 / (H + margin_humans)``:
+        in a small window (a small team, a new UK day) one abandon is a large step, and the
+        measured rate alone would let the pacer run at full budget right up to the target;
+        the margin fades as the window fills (0.3 points at 200 humans, 0.05 at 2,000)."""
         rate = snap.window_abandon_rate
+        if rate >= self.target:
+            return 0.0
+        rate += 1.0 / (snap.humans_in_window + self.margin_humans)
         if rate >= self.target:
             return 0.0
         room = (self.target - rate) / (self.target * (1.0 - self.taper_start))
@@ -640,15 +793,20 @@ class PredictivePacer:
                 still_busy.append(1.0 - q)
         if k <= 0:
             return _clamp(floor, snap)
+        # The calls in flight: each brings a person with its own probability (by ring age,
+        # or in AMD); claimed calls not yet dialed are fresh, Bernoulli(p) like the new ones.
+        flight: list[float] = []
+        model.live_to_come(snap.ringing_ages, snap.calls_in_amd, flight)
+        fresh = snap.calls_fresh
         if k <= self.exact_limit:
-            extra = self._exact(k, p, snap.calls_ringing, still_busy, cap, theta)
+            extra = self._exact(k, p, flight, fresh, still_busy, cap, theta)
         else:
-            extra = self._approx(k, p, snap.calls_ringing, still_busy, cap, theta)
+            extra = self._approx(k, p, flight, fresh, still_busy, cap, theta)
         self.last_theta = theta
         return _clamp(max(floor, extra), snap)
 
-    def _exact(self, k: int, p: float, ringing: int, still_busy: list[float], cap: int,
-               theta: float) -> int:
+    def _exact(self, k: int, p: float, flight: list[float], fresh: int, still_busy: list[float],
+               cap: int, theta: float) -> int:
         """Largest n <= cap keeping the cohort's expected abandon rate <= theta, with Y's pmf
         kept exactly: pmf[y] = P(Y = y) for y < k, pmf[k] = P(Y >= k) (the slot absorbs)."""
         pmf = [0.0] * (k + 1)
@@ -670,23 +828,30 @@ class PredictivePacer:
 
         for r in still_busy:
             add(r)
-        overflow = 0.0  # expected abandoned humans among the ringing and new calls
-        for _ in range(ringing):
+        overflow = 0.0  # expected abandoned humans among the calls in flight and new calls
+        expected = 0.0  # expected humans among them
+        for r in flight:
+            overflow += r * pmf[k]
+            expected += r
+            add(r)
+        for _ in range(fresh):
             overflow += p * pmf[k]
+            expected += p
             add(p)
         n = 0
         while n < cap:
             step = p * pmf[k]
-            if overflow + step > theta * (ringing + n + 1) * p:
+            if overflow + step > theta * (expected + p):
                 break
             overflow += step
+            expected += p
             add(p)
             n += 1
         self.last_risk = pmf[k]
         return n
 
-    def _approx(self, k: int, p: float, ringing: int, still_busy: list[float], cap: int,
-                theta: float) -> int:
+    def _approx(self, k: int, p: float, flight: list[float], fresh: int,
+                still_busy: list[float], cap: int, theta: float) -> int:
         """As `_exact`, with E[(Y − k)⁺] from Y's first three cumulants (`_overflow`)."""
         mu0 = var0 = k30 = 0.0
         for r in still_busy:
@@ -697,10 +862,23 @@ class PredictivePacer:
         base = _overflow(mu0, var0, k30, k)  # the waiting humans' share, not the calls'
         pq = p * (1.0 - p)
         k3p = pq * (1.0 - 2.0 * p)
+        # The calls in flight, then the fresh ones: cumulants add up.
+        mu1 = var1 = k31 = 0.0
+        for r in flight:
+            v = r * (1.0 - r)
+            mu1 += r
+            var1 += v
+            k31 += v * (1.0 - 2.0 * r)
+        mu1 += fresh * p
+        var1 += fresh * pq
+        k31 += fresh * k3p
+        mu0 += mu1
+        var0 += var1
+        k30 += k31
 
         def fits(n: int) -> bool:
-            m = ringing + n
-            return _overflow(mu0 + m * p, var0 + m * pq, k30 + m * k3p, k) - base <= theta * m * p
+            return _overflow(mu0 + n * p, var0 + n * pq, k30 + n * k3p, k) - base \
+                <= theta * (mu1 + n * p)
 
         if not fits(0):
             return 0
@@ -714,11 +892,10 @@ class PredictivePacer:
                 lo = mid
             else:
                 hi = mid
-        m = ringing + lo
-        var = var0 + m * pq
+        var = var0 + lo * pq
         if var > 0.0:  # P(Y >= k) = P(Y > k - 1), Edgeworth-corrected as in `_overflow`
-            x = (k - 0.5 - mu0 - m * p) / math.sqrt(var)
-            gamma = (k30 + m * k3p) / (var * math.sqrt(var))
+            x = (k - 0.5 - mu0 - lo * p) / math.sqrt(var)
+            gamma = (k30 + lo * k3p) / (var * math.sqrt(var))
             phi = _INV_SQRT_2PI * math.exp(-0.5 * x * x)
             tail = 0.5 * math.erfc(x / _SQRT2) + gamma * (1.0 - x * x) * phi / 6.0
             self.last_risk = min(1.0, max(0.0, tail))

@@ -17,6 +17,8 @@ A campaign file (or API body) looks like:
     amd: off                       # off | hangup | message
     recording: false
     uk_mode: false
+    ring_agents: false             # true: ring the agent's phone per call (not with preview);
+                                   # their answer must come within connect_limit (else safe harbor)
     wrapup: 10
     retry: {busy: 600, no_answer: 3600, machine: 14400, max_attempts: 5}
 """
@@ -85,11 +87,15 @@ def _bool(data: Mapping[str, Any], key: str) -> bool:
     return value
 
 
-def _no_ring_agents(data: Mapping[str, Any]) -> bool:
-    if _bool(data, "ring_agents"):
-        raise SpecError("ring_agents", "ringing the agent per call is not supported yet: agents "
-                        "are connected nailed-up (their phone stays in their own bridge)")
-    return False
+def _ring_agents(data: Mapping[str, Any], dial_mode: DialMode) -> bool:
+    """Ring-per-call: the agent's phone is called for each answered customer, who waits for it
+    within `connect_limit` (then hears the safe-harbor message and counts as abandoned). Preview
+    needs the nailed-up phone (the agent hears their call ring), agentless has no agents."""
+    ring = _bool(data, "ring_agents")
+    if ring and dial_mode in (DialMode.PREVIEW, DialMode.AGENTLESS):
+        raise SpecError("ring_agents", f"not with dial_mode {dial_mode.value}: preview agents "
+                        "stay connected (nailed-up) to hear their call ring; agentless has none")
+    return ring
 
 
 def parse_campaign(data: object) -> CampaignSpec:
@@ -145,9 +151,6 @@ def parse_campaign(data: object) -> CampaignSpec:
     if region not in phonenumbers.SUPPORTED_REGIONS:
         raise SpecError("default_region", f"unknown region '{region}' (ISO 3166 code, e.g. US)")
     dial_mode = _enum(data, "dial_mode", DialMode, "progressive")
-    if dial_mode is DialMode.PREVIEW:
-        raise SpecError("dial_mode", "preview is not supported yet: use progressive (one call "
-                        "per ready agent) or power")
     return CampaignSpec(
         id=cid,
         name=_str(data, "name", cid),
@@ -168,7 +171,7 @@ def parse_campaign(data: object) -> CampaignSpec:
         recording=_bool(data, "recording"),
         uk_mode=uk_mode,
         amd_false_positive_rate=_num(data, "amd_false_positive_rate", 0.05, 0.0, 1.0),
-        ring_agents=_no_ring_agents(data),
+        ring_agents=_ring_agents(data, dial_mode),
         wrapup=_num(data, "wrapup", 10, 0, 3600),
         default_region=region,
         retry=RetryRules(**({"abandoned": 72 * 3600.0} if uk_mode else {}) | retry_kw),

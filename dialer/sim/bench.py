@@ -34,7 +34,7 @@ from dialer.sim.simulator import simulate
 
 CEILING = 0.03
 SWEEP_STEPS = 5
-BASE_POLICIES = ("progressive", "vicidial", "predictive", "ringage")
+BASE_POLICIES = ("progressive", "vicidial", "predictive", "baseline")
 NO_SWEEP = ("month-5", "amd-uk-m15")  # too long to sweep / nothing to learn from a sweep
 
 
@@ -150,11 +150,11 @@ def summary_table(results: Sequence[RunResult], scenarios: Sequence[Scenario]) -
     """Markdown: talk-min per agent-hour (whole-run abandon) per policy, and our ratios."""
     table = _by(results)
     head = ("| scenario | oracle | progressive | best power ≤3 % | VICIdial | predictive "
-            "| pred/oracle | pred/power | pred/VICIdial | ring-age (proposal) | ring-age/oracle |")
+            "| pred/oracle | pred/power | pred/VICIdial | baseline (before) | baseline/oracle |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for s in scenarios:
         runs = table.get(s.name, {})
-        pred, ring = runs.get("predictive"), runs.get("ringage")
+        pred, ring = runs.get("predictive"), runs.get("baseline")
         power, vici = best_power(runs.values()), runs.get("vicidial")
         lines.append(
             f"| {s.name} | {s.oracle_talk_min_per_hour:.1f} | {_cell(runs.get('progressive'))} | "
@@ -343,7 +343,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     s = sub.add_parser("scenario", help="one scenario, one or more policies")
     s.add_argument("name")
     s.add_argument("--policy", action="append", default=[],
-                   help="progressive | vicidial | predictive | ringage | power:R | sweep")
+                   help="progressive | vicidial | predictive | baseline | power:R | sweep")
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--hours", type=float)
     s.add_argument("--days", type=int)

@@ -3,10 +3,13 @@
 * pacing_frontier.png: occupancy against abandon rate, every run, one panel per team size.
 * pacing_drift.png: the drift day over time — the true live-answer rate, talk minutes per
   agent-hour and the campaign's cumulative abandon rate, per policy.
-* pacing_vs_oracle.png: our pacer (and the ring-age proposal) as a share of the oracle, per
-  cell, against the targets.
-* pacing_ringing_bias.png: why — the live answers the core's model expects from the calls in
-  flight against those truly still to come (a 100-agent hour, simulated here).
+* pacing_vs_oracle.png: our pacer (and the baseline: the pacer before ring ages and the talk
+  look-ahead) as a share of the oracle, per cell, against the targets.
+* pacing_gap.png: where the rest of the gap is — talk-min against abandon as the pacer's
+  budget is scaled, next to fixed ratios (simulated here).
+* pacing_ringing_bias.png: the live answers the model expects from the calls in flight — every
+  ringing call fresh (the baseline) and weighed by ring age (the core now) — against those
+  truly still to come (a 100-agent hour, simulated here).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from dialer.sim.metrics import RunResult, Series
 from dialer.sim.scenario import Scenario
 
 COLORS = {"progressive": "tab:gray", "vicidial": "tab:red", "predictive": "tab:blue",
-          "ringage": "tab:green", "power": "tab:orange", "power (tuned at 15 %)": "tab:brown"}
+          "baseline": "tab:green", "power": "tab:orange", "power (tuned at 15 %)": "tab:brown"}
 TARGETS = {5: 0.70, 20: 0.90, 100: 0.97}
 
 
@@ -47,13 +50,13 @@ def frontier(results: Sequence[RunResult], path: Path) -> Path:
     fig, axes = plt.subplots(1, len(sizes), figsize=(4.2 * len(sizes), 4.2), squeeze=False)
     for ax, size in zip(axes[0], sizes, strict=True):
         runs = [r for r in results if r.agents == size and _is_cell(r.scenario)]
-        for kind in ("power", "progressive", "vicidial", "predictive", "ringage"):
+        for kind in ("power", "progressive", "vicidial", "baseline", "predictive"):
             pts = [r for r in runs if _kind(r) == kind]
             if not pts:
                 continue
             ax.scatter([100 * r.abandon for r in pts], [100 * r.occupancy for r in pts],
                        s=14 if kind == "power" else 30, alpha=0.45 if kind == "power" else 0.9,
-                       color=COLORS[kind], label=kind if kind != "ringage" else "ring-age (proposal)")
+                       color=COLORS[kind], label=kind if kind != "baseline" else "baseline (before)")
         ax.axvline(3.0, color="black", lw=0.8, ls="--")
         ax.set_xscale("symlog", linthresh=1.0)
         ax.set_xlim(left=0.0)
@@ -120,11 +123,11 @@ def vs_oracle(results: Sequence[RunResult], scenarios: Sequence[Scenario], path:
     power = [best_power(r for r in results if r.scenario == s.name) for s in cells]
     ax.bar([i - 0.27 for i in x], [100 * p.vs_oracle if p else 0.0 for p in power], width=0.27,
            color=COLORS["power"], label="best power ratio ≤ 3 % (hindsight)")
-    for offset, policy, color in ((0.0, "predictive", COLORS["predictive"]),
-                                  (0.27, "ringage", COLORS["ringage"])):
+    for offset, policy, color in ((0.0, "baseline", COLORS["baseline"]),
+                                  (0.27, "predictive", COLORS["predictive"])):
         ys = [100 * by[(s.name, policy)].vs_oracle if (s.name, policy) in by else 0.0 for s in cells]
         ax.bar([i + offset for i in x], ys, width=0.27, color=color,
-               label="predictive (core)" if policy == "predictive" else "ring-age (proposal)")
+               label="predictive (core, now)" if policy == "predictive" else "baseline (before)")
     for i, s in enumerate(cells):
         target = TARGETS.get(s.staff.agents)
         if target:
@@ -142,12 +145,13 @@ def vs_oracle(results: Sequence[RunResult], scenarios: Sequence[Scenario], path:
 
 
 def ringing_bias(path: Path, seed: int = 1, agents: int = 100, hours: float = 1.0) -> Path:
-    """Why the core's pacer under-dials: at each decision, the live answers its model expects
-    from the calls in flight (calls × p) against those truly still to come, on a 100-agent
-    hour (15 % live answer, 60 s talk)."""
+    """Why the baseline under-dialed, and what the core now does: at each decision, the live
+    answers expected from the calls in flight — every ringing call fresh (calls × p, the
+    baseline) and weighed by ring age (`Estimator.live_to_come`, the core now) — against those
+    truly still to come, on a 100-agent hour (15 % live answer, 60 s talk)."""
     from dialer.core.pacing import PredictivePacer
     from dialer.sim.policy import Policy
-    from dialer.sim.proposal import RingingProbe
+    from dialer.sim.probe import RingingProbe
     from dialer.sim.scenario import cell
     from dialer.sim.simulator import Simulator
 
@@ -164,20 +168,26 @@ def ringing_bias(path: Path, seed: int = 1, agents: int = 100, hours: float = 1.
     t0 = samples[0][0]
     fig, (a0, a1) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [2, 1]})
     step = max(1, len(samples) // 600)
-    a0.plot([(t - t0) / 60 for t, _, _ in samples[::step]], [m for _, m, _ in samples[::step]],
-            color=COLORS["predictive"], lw=1, label="expected by the core's model: calls in flight × p")
-    a0.plot([(t - t0) / 60 for t, _, _ in samples[::step]], [h for _, _, h in samples[::step]],
-            color="black", lw=1, label="truly still to come (simulator)")
+    xs = [(t - t0) / 60 for t, _, _, _ in samples[::step]]
+    a0.plot(xs, [m for _, m, _, _ in samples[::step]], color=COLORS["baseline"], lw=1,
+            label="every ringing call fresh: calls in flight × p (baseline)")
+    a0.plot(xs, [w for _, _, w, _ in samples[::step]], color=COLORS["predictive"], lw=1,
+            label="weighed by ring age (core now)")
+    a0.plot(xs, [h for _, _, _, h in samples[::step]], color="black", lw=1,
+            label="truly still to come (simulator)")
     a0.set_xlabel("minutes")
     a0.set_ylabel("live answers from calls in flight")
     a0.legend(fontsize=8)
     a0.grid(alpha=0.3)
-    mean_model = sum(m for _, m, _ in samples) / len(samples)
-    mean_true = sum(h for _, _, h in samples) / len(samples)
-    a1.bar(["model", "truth"], [mean_model, mean_true], color=[COLORS["predictive"], "black"])
-    a1.set_title(f"mean: {mean_model:.1f} vs {mean_true:.1f} ({mean_model / mean_true:.1f}x)")
+    n = len(samples)
+    mean_old = sum(m for _, m, _, _ in samples) / n
+    mean_new = sum(w for _, _, w, _ in samples) / n
+    mean_true = sum(h for _, _, _, h in samples) / n
+    a1.bar(["fresh", "ring age", "truth"], [mean_old, mean_new, mean_true],
+           color=[COLORS["baseline"], COLORS["predictive"], "black"])
+    a1.set_title(f"mean: {mean_old:.1f} / {mean_new:.1f} / {mean_true:.1f}")
     a1.grid(axis="y", alpha=0.3)
-    fig.suptitle("Why predictive under-dials: every ringing call counts as a fresh call "
+    fig.suptitle("Live answers to come from the calls in flight, as the model counts them "
                  f"({agents} agents, 15 % live, 60 s talk)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -185,14 +195,66 @@ def ringing_bias(path: Path, seed: int = 1, agents: int = 100, hours: float = 1.
     return path
 
 
+SAFETIES = (0.4, 0.8, 1.2, 2.0, 3.0)
+
+
+def gap(path: Path, sizes: Sequence[tuple[int, float]] = ((20, 4.0), (100, 1.0)), seed: int = 1,
+        live: float = 0.15, talk: float = 60.0) -> Path:
+    """Where the rest of the gap to the oracle is: our pacer with its per-decision budget
+    scaled (`safety` in SAFETIES, the default 0.8 marked) and fixed power ratios, talk-min as a
+    share of the oracle against the run's abandon rate, one panel per team size. If the
+    predictive curve flattens below the target while abandon still climbs, a larger abandon
+    budget buys no occupancy: the loss is in the model's one-horizon look-ahead, not its
+    budget."""
+    from dialer.sim.policy import Policy
+    from dialer.sim.scenario import cell
+    from dialer.sim.simulator import simulate
+
+    fig, axes = plt.subplots(1, len(sizes), figsize=(5.2 * len(sizes), 4.4), squeeze=False)
+    for ax, (agents, hours) in zip(axes[0], sizes, strict=True):
+        s = cell(agents, live, talk)
+        s = replace(s, staff=replace(s.staff, shift_hours=hours, breaks=2 if hours >= 4 else 0))
+        pred = [simulate(s, Policy("predictive", options=(("safety", k),)), seed) for k in SAFETIES]
+        base = simulate(s, Policy("baseline"), seed)
+        ratios = [round(f / live, 2) for f in (0.6, 0.9, 1.2, 1.8, 2.7, 4.0)]
+        power = [simulate(s, Policy("power", ratio=r), seed) for r in ratios]
+        ax.plot([100 * r.abandon for r in power], [100 * r.vs_oracle for r in power], "o--",
+                color=COLORS["power"], label="fixed ratios " + ", ".join(f"{r:g}" for r in ratios))
+        ax.plot([100 * r.abandon for r in pred], [100 * r.vs_oracle for r in pred], "o-",
+                color=COLORS["predictive"], label="predictive, safety " +
+                ", ".join(f"{k:g}" for k in SAFETIES))
+        default = pred[SAFETIES.index(0.8)]
+        ax.scatter([100 * default.abandon], [100 * default.vs_oracle], s=120, facecolors="none",
+                   edgecolors="black", label="predictive as shipped (0.8)")
+        ax.scatter([100 * base.abandon], [100 * base.vs_oracle], marker="s",
+                   color=COLORS["baseline"], label="baseline (before)")
+        target = TARGETS.get(agents)
+        if target:
+            ax.axhline(100 * target, color="black", lw=1, ls=":")
+        ax.axvline(3.0, color="black", lw=0.8, ls="--")
+        ax.set_title(f"{agents} agents, {live:.0%} live, {talk:g} s talk, {hours:g} h")
+        ax.set_xlabel("abandon rate over the run, %")
+        ax.set_ylabel("talk-min per agent-hour, % of oracle")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle("More abandon budget buys little occupancy past the shipped setting")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def draw_all(results: Sequence[RunResult], scenarios: Sequence[Scenario], out: Path,
-             suffix: str = "", bias: tuple[int, float] = (100, 1.0)) -> list[Path]:
-    """Every plot; `bias`: (agents, hours) of the run behind the "why" plot."""
+             suffix: str = "", bias: tuple[int, float] = (100, 1.0),
+             gap_sizes: Sequence[tuple[int, float]] = ((20, 4.0), (100, 1.0))) -> list[Path]:
+    """Every plot; `bias`: (agents, hours) of the run behind the ring-age plot; `gap_sizes`:
+    (agents, hours) of the panels of the gap plot (each simulated here)."""
     out.mkdir(parents=True, exist_ok=True)
     paths = [frontier(results, out / f"pacing_frontier{suffix}.png"),
              drift(results, out / f"pacing_drift{suffix}.png"),
              vs_oracle(results, scenarios, out / f"pacing_vs_oracle{suffix}.png"),
-             ringing_bias(out / f"pacing_ringing_bias{suffix}.png", agents=bias[0], hours=bias[1])]
+             ringing_bias(out / f"pacing_ringing_bias{suffix}.png", agents=bias[0], hours=bias[1]),
+             gap(out / f"pacing_gap{suffix}.png", gap_sizes)]
     return [p for p in paths if p is not None]
 
 

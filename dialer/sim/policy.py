@@ -10,24 +10,28 @@ told (progressive and power never dial with nobody ready; the engine enforces th
   what an operator who knows the list would set.
 * predictive: what `make_pacer(DialMode.PREDICTIVE, ...)` builds for a campaign — our pacer,
   with its online `Estimator` (never given the simulator's parameters).
-* ringage: a measured proposal, not a shipped policy — the core's `PredictivePacer` fed
-  ringing calls weighted by their age (dialer.sim.proposal).
+* baseline: a measured ablation, not a shipped policy — the core's `PredictivePacer` with the
+  ring-age weighting, the talk look-ahead and the budget's margin for the next abandon
+  switched off (`ring_age=False`, `talk_lookahead=False`, `margin_humans=inf`): the pacer as it
+  was before them, for before/after on the same seeds.
 * oracle: not simulated — the clairvoyant bound of DIALING.md §4, computed analytically as
   60 × T / (T + W) talk-minutes per agent-hour at 100 % occupancy and 0 % abandon.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from dialer.core.model import CampaignSpec, DialMode
 from dialer.core.pacing import Pacer, PredictivePacer, VicidialAdaptPacer, make_pacer
-from dialer.sim.proposal import RingAgeAdapter
 
-_OPTIONS = ("safety", "taper_start", "connect_grace", "warmup_dials", "exact_limit")
+_OPTIONS = ("safety", "taper_start", "connect_grace", "warmup_dials", "exact_limit", "ring_age",
+            "talk_lookahead", "margin_humans")
 _INT_OPTIONS = ("warmup_dials", "exact_limit")
-POLICIES = ("progressive", "power", "vicidial", "predictive", "ringage")
+_BOOL_OPTIONS = ("ring_age", "talk_lookahead")
+POLICIES = ("progressive", "power", "vicidial", "predictive", "baseline")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +39,9 @@ class Policy:
     name: str  # one of POLICIES
     ratio: float = 1.0  # power only
     vicidial_max_level: float | None = None  # None: max(3, 1.5 / live)
-    # predictive / ringage: PredictivePacer keyword arguments (safety, taper_start,
-    # connect_grace, warmup_dials, exact_limit), to measure what a setting would buy.
+    # predictive / baseline: PredictivePacer keyword arguments (safety, taper_start,
+    # connect_grace, warmup_dials, exact_limit, ring_age, talk_lookahead), to measure what a
+    # setting would buy.
     options: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
@@ -67,9 +72,11 @@ class Policy:
         if self.name == "vicidial":
             top = self.vicidial_max_level or max(3.0, 1.5 / max(live, 1e-3))
             return VicidialAdaptPacer(spec.abandon_target, max_level=top)
-        kw: dict[str, Any] = {k: int(v) if k in _INT_OPTIONS else v for k, v in self.options}
-        if self.name == "ringage":
-            return RingAgeAdapter(PredictivePacer(spec.abandon_target, **kw))
+        kw: dict[str, Any] = {k: int(v) if k in _INT_OPTIONS else bool(v) if k in _BOOL_OPTIONS
+                              else v for k, v in self.options}
+        if self.name == "baseline":
+            kw = {"ring_age": False, "talk_lookahead": False, "margin_humans": math.inf, **kw}
+            return PredictivePacer(spec.abandon_target, **kw)
         if self.name == "predictive" and kw:
             return PredictivePacer(spec.abandon_target, **kw)
         return make_pacer(spec.dial_mode, power_ratio=spec.power_ratio,
@@ -77,15 +84,15 @@ class Policy:
 
 
 def parse(text: str) -> Policy:
-    """'progressive', 'vicidial', 'predictive', 'ringage', 'power:2.5', or a predictive one with
-    pacer settings: 'predictive:safety=1,connect_grace=2'."""
+    """'progressive', 'vicidial', 'predictive', 'baseline', 'power:2.5', or a predictive one
+    with pacer settings: 'predictive:safety=1,connect_grace=2'."""
     name, _, arg = text.partition(":")
     if name == "power":
         return Policy("power", ratio=float(arg or "1.5"))
     options = []
     for item in filter(None, arg.split(",")):
         key, _, value = item.partition("=")
-        if key not in _OPTIONS or name not in ("predictive", "ringage"):
+        if key not in _OPTIONS or name not in ("predictive", "baseline"):
             raise ValueError(f"unknown setting {key!r} for policy {name!r}")
         options.append((key, float(value)))
     return Policy(name, options=tuple(options))

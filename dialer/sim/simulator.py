@@ -107,7 +107,7 @@ from dialer.sim.metrics import (
     worst_rate,
 )
 from dialer.sim.policy import Policy
-from dialer.sim.proposal import RingAgeAdapter, RingingProbe
+from dialer.sim.probe import RingingProbe
 from dialer.sim.scenario import Scenario
 
 # The runtime's cadences (dialer.runner: TICK, LEADS_REFRESH, STATS_REFRESH); a test keeps
@@ -268,8 +268,6 @@ class Simulator:
             spec = campaign_spec(scenario, policy, cid, cps / groups, max(1, channels // groups))
             pacer = pacer_factory(spec) if pacer_factory else policy.pacer(spec, cust.live_mean)
             engine = CampaignEngine(spec, pacer=pacer)
-            if isinstance(pacer, RingAgeAdapter | RingingProbe):
-                pacer.engine = engine
             if isinstance(pacer, RingingProbe):
                 pacer.truth = self._humans_to_come(engine)
             size = None if scenario.leads is None else scenario.leads // groups

@@ -149,6 +149,24 @@ class Store(Protocol):
         """Attempts ended as answering machines over the day buckets from that of `since`
         (UK mode counts an estimated share of them as abandoned: AMD false positives)."""
 
+    async def save_batch(self, attempts: Sequence[Attempt] = (),
+                         agents: Mapping[str, Mapping[str, str]] | None = None,
+                         leads: Sequence[Lead] = ()) -> list[str]:
+        """`save_attempt` for each attempt (in order), `finish_lead` for each lead and
+        `save_agent` for each agent, all at once: Redis applies them as one transaction (one
+        round trip, three if `leads` is not empty), so a crash leaves all or none of them. A
+        lead `finish_lead` would refuse (unknown, IN_PROGRESS, of another campaign, corrupt)
+        is skipped; the result has one message per skipped lead. Of two leads with one id,
+        the later wins."""
+
+    async def claim_leads(self, campaign_id: str, now: float,
+                          attempt_ids: Sequence[str]) -> list[tuple[Lead, str, bool]]:
+        """`claim_lead` once per attempt id, in order, until no lead is left: the claimed
+        (lead, attempt id, on a DNC list as `dnc_contains` says) triples, the DNC check made in
+        the same step. Each claim is atomic (one round trip in all on Redis). As
+        with `claim_lead`, a claimed lead whose record cannot be decoded raises StoreCorrupt;
+        it stays in flight, for the restart reconciliation to give back."""
+
     # do-not-call
     async def dnc_add(self, number: str, campaign_id: str | None = None) -> None:
         """Add to the global list (campaign_id None) or the campaign's own."""

@@ -190,6 +190,16 @@ class MemoryStore:
         self.data.in_flight.pop(lead.id, None)
         self._put(lead)
 
+    async def claim_leads(self, campaign_id: str, now: float,
+                          attempt_ids: Sequence[str]) -> list[tuple[Lead, str, bool]]:
+        claimed = []
+        for attempt_id in attempt_ids:
+            lead = await self.claim_lead(campaign_id, now, attempt_id)
+            if lead is not None:
+                claimed.append((lead, attempt_id,
+                                await self.dnc_contains(lead.phone, campaign_id)))
+        return claimed
+
     async def in_flight_leads(self, campaign_id: str) -> dict[str, str]:
         ids = self.data.by_state[(campaign_id, LeadState.IN_PROGRESS)]
         return {lead_id: self.data.in_flight[lead_id] for lead_id in sorted(ids)}
@@ -240,6 +250,26 @@ class MemoryStore:
                 data.humans[cid][day] += 1
             if attempt.result is AttemptResult.MACHINE:
                 data.machines[cid][day] += 1
+
+    async def save_batch(self, attempts: Sequence[Attempt] = (),
+                         agents: Mapping[str, Mapping[str, str]] | None = None,
+                         leads: Sequence[Lead] = ()) -> list[str]:
+        refused: list[str] = []
+        finished: dict[str, Lead] = {}
+        for lead in leads:
+            try:
+                check_finished(self.data.leads.get(lead.id), lead)
+            except (ValueError, UnknownRecord) as exc:
+                refused.append(str(exc))
+                continue
+            finished[lead.id] = lead
+        for attempt in attempts:
+            await self.save_attempt(attempt)
+        for lead in finished.values():
+            await self.finish_lead(lead)
+        for agent_id, fields in (agents or {}).items():
+            await self.save_agent(agent_id, fields)
+        return refused
 
     async def get_attempt(self, attempt_id: str) -> Attempt | None:
         return self.data.attempts.get(attempt_id)

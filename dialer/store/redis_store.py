@@ -53,6 +53,7 @@ MAX_RETRIES: Final = 100  # WATCH conflicts before giving up (only under patholo
 
 # KEYS: levels, locked_next_at, state:ready, state:in_progress
 # ARGV: now, attempt id, ready prefix, locked prefix, lead prefix, in_flight prefix
+#       [, global dnc, campaign dnc: then a third element, 1 if the lead's phone is on either]
 _CLAIM = """
 local levels = redis.call('ZREVRANGE', KEYS[1], 0, -1)
 for _, level in ipairs(levels) do
@@ -79,7 +80,14 @@ for _, level in ipairs(levels) do
     redis.call('ZREM', KEYS[3], id)
     redis.call('ZADD', KEYS[4], 0, id)
     redis.call('SET', ARGV[6] .. id, ARGV[2])
-    return {id, redis.call('GET', ARGV[5] .. id)}
+    local lead = redis.call('GET', ARGV[5] .. id)
+    if ARGV[8] and lead then
+      local phone = cjson.decode(lead)['phone']
+      local listed = type(phone) == 'string' and (redis.call('SISMEMBER', ARGV[7], phone) == 1
+                                               or redis.call('SISMEMBER', ARGV[8], phone) == 1)
+      return {id, lead, listed and 1 or 0}
+    end
+    return {id, lead}
   end
 end
 return false
@@ -395,6 +403,30 @@ class RedisStore:
         lead_id = _text(found[0])
         return self._decode_lead(lead_id, found[1] if len(found) > 1 else None, attempt_id)
 
+    async def claim_leads(self, campaign_id: str, now: float,
+                          attempt_ids: Sequence[str]) -> list[tuple[Lead, str, bool]]:
+        if not attempt_ids:
+            return []
+        k = self.keys
+        keys = [k.levels(campaign_id), k.locked_next_at(campaign_id),
+                k.state(LeadState.READY, campaign_id), k.state(LeadState.IN_PROGRESS, campaign_id)]
+        # One pipeline, not a transaction: each script runs atomically on its own, so a claim
+        # never hands a lead out twice; once the campaign runs dry the rest return nothing.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for attempt_id in attempt_ids:
+                pipe.eval(_CLAIM, len(keys), *keys, _score(now), attempt_id,
+                          k.ready_prefix(campaign_id), k.locked_prefix(campaign_id),
+                          k.lead_prefix(), k.in_flight_prefix(), k.dnc(None), k.dnc(campaign_id))
+            replies = await pipe.execute()
+        claimed = []
+        for attempt_id, found in zip(attempt_ids, replies, strict=True):
+            if not found:
+                continue  # (a lead added meanwhile may still be claimed by a later script)
+            lead_id = _text(found[0])
+            lead = self._decode_lead(lead_id, found[1] if len(found) > 1 else None, attempt_id)
+            claimed.append((lead, attempt_id, len(found) > 2 and found[2] == 1))
+        return claimed
+
     async def reschedule_lead(self, lead_id: str, next_at: float) -> None:
         await self._update_lead(lead_id, None, next_at)
 
@@ -410,17 +442,69 @@ class RedisStore:
 
     # attempts
 
-    async def save_attempt(self, attempt: Attempt) -> None:
+    def _attempt_call(self, attempt: Attempt) -> tuple[list[str], list[str]]:
+        """KEYS and ARGV of `_SAVE_ATTEMPT` for one attempt."""
         k, cid = self.keys, attempt.campaign_id
         ended = attempt.ended_at is not None
         day = self.day_bucket(attempt.ended_at) if attempt.ended_at is not None else 0
-        await self._save_attempt(
-            keys=[k.attempt(attempt.id), k.lead_attempts(attempt.lead_id), k.attempts(cid),
-                  k.open_attempts(cid), k.abandoned(cid), k.humans(cid), k.machines(cid)],
-            args=[attempt.id, encode(attempt), _score(attempt.originated_at), "1" if ended else "0",
-                  str(day), "1" if attempt.result is AttemptResult.ABANDONED else "0",
-                  "1" if attempt.result in HUMAN_RESULTS else "0",
-                  "1" if attempt.result is AttemptResult.MACHINE else "0"])
+        return ([k.attempt(attempt.id), k.lead_attempts(attempt.lead_id), k.attempts(cid),
+                 k.open_attempts(cid), k.abandoned(cid), k.humans(cid), k.machines(cid)],
+                [attempt.id, encode(attempt), _score(attempt.originated_at), "1" if ended else "0",
+                 str(day), "1" if attempt.result is AttemptResult.ABANDONED else "0",
+                 "1" if attempt.result in HUMAN_RESULTS else "0",
+                 "1" if attempt.result is AttemptResult.MACHINE else "0"])
+
+    async def save_attempt(self, attempt: Attempt) -> None:
+        keys, args = self._attempt_call(attempt)
+        await self._save_attempt(keys=keys, args=args)
+
+    async def save_batch(self, attempts: Sequence[Attempt] = (),
+                         agents: Mapping[str, Mapping[str, str]] | None = None,
+                         leads: Sequence[Lead] = ()) -> list[str]:
+        # The scripts go as EVAL (the body, cached by Redis under its SHA-1) rather than
+        # EVALSHA: inside MULTI a missing script would fail alone and break the transaction's
+        # all-or-nothing, and redis-py's pipelined EVALSHA costs a SCRIPT EXISTS round trip.
+        k = self.keys
+        latest = list({lead.id: lead for lead in leads}.values())
+
+        def queue(pipe: Pipeline, writes: Sequence[tuple[Lead | None, Lead, bool]]) -> None:
+            for attempt in attempts:
+                keys, args = self._attempt_call(attempt)
+                pipe.eval(_SAVE_ATTEMPT, len(keys), *keys, *args)
+            if writes:
+                self._queue_writes(pipe, writes)
+            for agent_id, fields in (agents or {}).items():
+                self._queue_agent(pipe, agent_id, fields)
+
+        if not latest:
+            if attempts or agents:
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    queue(pipe, ())
+                    await pipe.execute()
+            return []
+        watched = [k.lead(lead.id) for lead in latest] + [k.in_flight(lead.id) for lead in latest]
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for _ in range(MAX_RETRIES):
+                try:
+                    await pipe.watch(*watched)
+                    raws = await pipe.mget(watched)
+                    refused: list[str] = []
+                    writes: list[tuple[Lead | None, Lead, bool]] = []
+                    for lead, raw in zip(latest, raws, strict=False):
+                        try:
+                            old = None if raw is None else self._decode_lead(lead.id, raw, None)
+                            check_finished(old, lead)
+                        except (ValueError, StoreError) as exc:
+                            refused.append(f"lead {lead.id!r} not finished: {exc}")
+                            continue
+                        writes.append((old, lead, False))
+                    _begin(pipe)
+                    queue(pipe, writes)
+                    await pipe.execute()
+                except WatchError:
+                    continue
+                return refused
+        raise StoreError(f"saving a batch: gave up after {MAX_RETRIES} conflicting writes")
 
     def _decode_attempt(self, attempt_id: str, raw: object) -> Attempt:
         key = self.keys.attempt(attempt_id)
@@ -503,13 +587,16 @@ class RedisStore:
     # agents
 
     async def save_agent(self, agent_id: str, data: Mapping[str, str]) -> None:
-        key = self.keys.agent(agent_id)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(key)
-            if data:
-                pipe.hset(key, items=[x for pair in data.items() for x in pair])
-            pipe.sadd(self.keys.agents(), agent_id)
+            self._queue_agent(pipe, agent_id, data)
             await pipe.execute()
+
+    def _queue_agent(self, pipe: Pipeline, agent_id: str, data: Mapping[str, str]) -> None:
+        key = self.keys.agent(agent_id)
+        pipe.delete(key)
+        if data:
+            pipe.hset(key, items=[x for pair in data.items() for x in pair])
+        pipe.sadd(self.keys.agents(), agent_id)
 
     async def get_agent(self, agent_id: str) -> dict[str, str] | None:
         async with self.redis.pipeline(transaction=True) as pipe:

@@ -12,8 +12,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from dialer.ari import AriItem, ChannelEnteredBridge, PlaybackStarted
 from dialer.auth import bearer_header
 from dialer.config import Config, RedisConfig, ServerConfig
+from dialer.runner import agent_bridge
 from dialer.server import Server
 from dialer.testbed import Testbed
 
@@ -244,5 +246,132 @@ async def test_when_the_agent_hangs_up_the_phone_the_session_ends_cleanly(
     await server.ari.rest.hangup(channel)  # as if the agent hung up their phone
     await api.agent_state("agent-1005", "LOGGED_OUT")
     bridges = {b.id for b in await server.ari.rest.list_bridges()}
-    assert "agentbr-agent-1005" not in bridges
+    assert agent_bridge(server.ari.app, "agent-1005") not in bridges
     assert "agent-1005" not in runner.engine.agents
+
+
+class Seen:
+    """Every ARI item the server's connection dispatched, for checks after the fact."""
+
+    def __init__(self, server: Server) -> None:
+        self.items: list[AriItem] = []
+        self.stop = server.ari.listen(self.items.append)
+
+    def entered(self, bridge: str, channel: str) -> bool:
+        return any(isinstance(i, ChannelEnteredBridge) and i.bridge.id == bridge
+                   and i.channel.id == channel for i in self.items)
+
+    def playback_started(self, playback: str) -> PlaybackStarted | None:
+        return next((i for i in self.items if isinstance(i, PlaybackStarted)
+                     and i.playback.id == playback), None)
+
+
+async def test_preview_shows_the_lead_dials_on_request_and_bridges_to_that_agent(
+    api: Client, server: Server
+) -> None:
+    seen = Seen(server)
+    await api.call("POST", "/campaigns", 201, json=campaign(dial_mode="preview"))
+    await api.call("POST", "/campaigns/it/leads", 200, data="phone\n+12125550005\n",
+                   headers={"Content-Type": "text/csv"})
+    await api.call("POST", "/campaigns/it/start", 200)
+    await api.call("POST", "/agents/agent-1001/login", 202, json={"campaign": "it"})
+
+    async def previewed() -> Any:
+        async with api.session.get(f"{api.base}/agents/agent-1001/preview") as resp:
+            return await resp.json() if resp.status == 200 else None
+    preview = await eventually(previewed, "a lead reserved for agent-1001")
+    assert preview["lead"]["id"] == "it:+12125550005"
+    assert preview["lead"]["phone"] == "+12125550005"
+    call = preview["call"]
+    # Nothing is dialed until the agent asks, however long they look at the lead.
+    runner = server.dialer.runners["it"] if server.dialer else None
+    assert runner is not None
+    start = runner.ticks
+
+    async def ticked() -> bool:
+        return runner.ticks - start >= 8
+    await eventually(ticked, "8 pacing ticks")
+    assert await api.attempts("it:+12125550005") == []
+    assert call not in {c.id for c in await server.ari.rest.list_channels()}
+
+    await api.call("POST", "/agents/agent-1001/preview/dial", 202)
+    attempt = await api.ended_attempt("it:+12125550005")
+    assert attempt["id"] == call
+    assert attempt["result"] == "talked", attempt
+    assert attempt["agent_id"] == "agent-1001"
+    # The agent's phone heard it ring, and the customer joined that agent's own bridge.
+    ringback = seen.playback_started(f"rb-{call}")
+    assert ringback is not None
+    assert ringback.playback.media_uri.startswith("tone:ring")
+    assert ringback.playback.target_uri == f"channel:{runner.agent_channels['agent-1001']}"
+    assert seen.entered(agent_bridge(server.ari.app, "agent-1001"), call)
+    await api.call("POST", "/agents/agent-1001/disposition", 202, json={"disposition": "sale"})
+
+    async def disposed() -> bool:
+        return bool((await api.attempts("it:+12125550005"))[0]["disposition"] == "sale")
+    await eventually(disposed, "disposition recorded")
+    stats = await api.call("GET", "/campaigns/it", 200)
+    assert stats["live"]["abandoned"] == 0
+    seen.stop()
+
+
+async def test_preview_skip_gives_the_lead_back_and_bad_requests_change_nothing(
+    api: Client, server: Server
+) -> None:
+    await api.call("POST", "/campaigns", 201, json=campaign(dial_mode="preview"))
+    await api.call("POST", "/campaigns/it/leads", 200, data="phone\n+12125550007\n",
+                   headers={"Content-Type": "text/csv"})
+    await api.call("POST", "/campaigns/it/start", 200)
+    refused = await api.call("GET", "/agents/agent-1003/preview", 409)
+    assert refused["error"]["code"] == "agent_not_logged_in"
+    await api.call("POST", "/agents/agent-1003/login", 202, json={"campaign": "it"})
+
+    async def previewed() -> Any:
+        async with api.session.get(f"{api.base}/agents/agent-1003/preview") as resp:
+            return await resp.json() if resp.status == 200 else None
+    await eventually(previewed, "a lead reserved for agent-1003")
+    await api.call("POST", "/agents/agent-1003/preview/skip", 202)
+
+    async def skipped() -> Any:
+        lead = await api.lead("it:+12125550007")
+        return lead if lead["state"] == "ready" else None
+    lead = await eventually(skipped, "the skipped lead back in the queue")
+    assert lead["attempts"] == 0
+    assert lead["next_at"] > server.clock() + 3000  # offered again later, not straight back
+    missing = await api.call("POST", "/agents/agent-1003/preview/dial", 404)
+    assert missing["error"]["code"] == "no_preview"
+    assert await api.attempts("it:+12125550007") == []
+
+
+async def test_ring_per_call_rings_the_agent_for_the_answered_customer_then_hangs_up_their_leg(
+    api: Client, server: Server
+) -> None:
+    seen = Seen(server)
+    await api.call("POST", "/campaigns", 201, json=campaign(ring_agents=True))
+    await api.call("POST", "/campaigns/it/start", 200)
+    await api.call("POST", "/agents/agent-1002/login", 202, json={"campaign": "it"})
+    await api.agent_state("agent-1002", "READY")
+    runner = server.dialer.runners["it"] if server.dialer else None
+    assert runner is not None
+    # Ready without a nailed-up call: no phone channel until a customer answers.
+    assert not [c for c in await server.ari.rest.list_channels()
+                if c.id.startswith("agent-agent-1002-")]
+    await api.call("POST", "/campaigns/it/leads", 200, data="phone\n+12125550006\n",
+                   headers={"Content-Type": "text/csv"})
+    attempt = await api.ended_attempt("it:+12125550006")
+    assert attempt["result"] == "talked", attempt
+    assert attempt["agent_id"] == "agent-1002"
+    assert attempt["connected_at"] - attempt["amd_done_at"] < 2.0  # the agent answered in time
+    phones = {i.channel.id for i in seen.items if isinstance(i, ChannelEnteredBridge)
+              and i.bridge.id == agent_bridge(server.ari.app, "agent-1002")
+              and i.channel.id.startswith("agent-agent-1002-")}
+    assert len(phones) == 1
+    assert seen.entered(agent_bridge(server.ari.app, "agent-1002"), attempt["id"])
+
+    async def leg_gone() -> bool:
+        live = {c.id for c in await server.ari.rest.list_channels()}
+        return not (phones & live)
+    await eventually(leg_gone, "the agent's leg hung up with the call")
+    await api.agent_state("agent-1002", "READY")  # after the 1 s wrap-up, still logged in
+    assert "agent-1002" in runner.engine.agents
+    seen.stop()

@@ -158,7 +158,7 @@ async def server(testbed: Testbed, config: Config) -> AsyncIterator[Server]:
             if channel.id.startswith((f"c-{CAMPAIGN_PREFIX}", *(f"agent-{a}-" for a in AGENTS))):
                 await srv.ari.rest.hangup(channel.id)
         for agent in AGENTS:
-            await srv.ari.rest.destroy_bridge(agent_bridge(agent))
+            await srv.ari.rest.destroy_bridge(agent_bridge(srv.ari.app, agent))
 
 
 @pytest.fixture

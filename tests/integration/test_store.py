@@ -371,6 +371,54 @@ async def test_a_finished_lead_is_stored_as_computed_and_claimed_again_only_when
     assert await claim_ids(store, T0 + 600, 2) == ["L1", None]
 
 
+async def test_a_batch_claims_in_order_until_the_campaign_runs_dry_and_checks_dnc(
+        store: Store) -> None:
+    await store.add_leads(CID, [lead("L1", priority=1), lead("L2", phone="+15550000002"),
+                                lead("L3", next_at=T0 + 1)])
+    await store.dnc_add("+15550000002", CID)
+    await store.dnc_add("+15550000001", "other")  # another campaign's list
+    claimed = await store.claim_leads(CID, T0, ["att-1", "att-2", "att-3"])
+    assert [(x.id, aid, dnc) for x, aid, dnc in claimed] == [("L1", "att-1", False),
+                                                             ("L2", "att-2", True)]
+    assert all(x.state is LeadState.IN_PROGRESS for x, _, _ in claimed)
+    assert await store.in_flight_leads(CID) == {"L1": "att-1", "L2": "att-2"}
+    assert await store.claim_leads(CID, T0, []) == []
+
+
+async def test_a_batch_writes_attempts_finished_leads_and_agents_together(store: Store) -> None:
+    await store.add_leads(CID, [lead("L1"), lead("L2")])
+    one, two = [x for x, _, _ in await store.claim_leads(CID, T0, ["att-1", "att-2"])]
+    open_one = attempt("att-1", "L1")
+    ended = attempt("att-2", "L2", ended_at=T0 + 5, result=AttemptResult.ABANDONED)
+    done = replace(two, state=LeadState.DONE, attempts=1, last_result=AttemptResult.ABANDONED)
+    refused = await store.save_batch(
+        [open_one, replace(ended, ended_at=None, result=None), ended],
+        {"a1": {"state": "READY"}}, [replace(done, attempts=7), done])
+    assert refused == []
+    assert await store.get_attempt("att-1") == open_one
+    assert await store.get_attempt("att-2") == ended
+    assert [a.id for a in await store.in_flight_attempts(CID)] == ["att-1"]
+    assert await store.abandon_stats(CID, T0) == (1, 1)  # counted once
+    assert await store.get_lead("L2") == done  # the later of two versions
+    assert await store.in_flight_leads(CID) == {"L1": "att-1"}
+    assert await store.get_agent("a1") == {"state": "READY"}
+    assert one.id == "L1"
+
+
+async def test_a_batch_skips_a_lead_it_cannot_finish_and_writes_the_rest(store: Store) -> None:
+    await store.add_leads(CID, [lead("L1")])
+    claimed = await store.claim_lead(CID, T0, "att-1")
+    assert claimed is not None
+    refused = await store.save_batch([attempt("att-1", "L1")], None,
+                                     [lead("L9", state=LeadState.DONE), claimed])
+    assert len(refused) == 2
+    assert "'L9'" in refused[0]
+    assert "IN_PROGRESS" in refused[1]
+    assert await store.get_attempt("att-1") == attempt("att-1", "L1")
+    assert await store.in_flight_leads(CID) == {"L1": "att-1"}
+    assert await store.save_batch() == []
+
+
 async def test_finishing_a_ready_lead_as_dnc_takes_it_out_of_the_queue(store: Store) -> None:
     await store.add_leads(CID, [lead("L1")])
     await store.finish_lead(lead("L1", state=LeadState.DNC))

@@ -5,13 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from dialer.core.agent import AgentState
+import pytest
+
+from dialer.core.agent import AgentState, AgentTransitionError
 from dialer.core.campaign import (
+    PREVIEW_SKIP_DELAY,
     AddDnc,
     AgentLogin,
+    AgentLogout,
     AgentPhoneAnswered,
+    AgentPhoneGone,
     AmdDone,
     ApplyDisposition,
+    CallAgentPhone,
     CallAnswered,
     CallBridged,
     CallEnded,
@@ -22,17 +28,22 @@ from dialer.core.campaign import (
     DigitPressed,
     Disposition,
     Hangup,
+    HangupAgentPhone,
     LeadsAvailable,
     LeadsClaimed,
     LeaveMessage,
     Originate,
     PlaybackDone,
+    PlayRingback,
     PlaySafeHarbor,
+    PreviewDial,
+    PreviewSkip,
     RunAmd,
     SaveAttempt,
     SaveLead,
     SetRunning,
     StartTimer,
+    StopRingback,
     Tick,
     TimerFired,
 )
@@ -288,3 +299,135 @@ def test_agentless_plays_the_outbound_message_to_a_person_then_hangs_up() -> Non
 def test_agentless_dials_without_agents() -> None:
     engine = running(CampaignEngine(spec(DialMode.AGENTLESS)), agents=0)
     assert of(ClaimLeads, engine.handle(Tick(NOON + 1)))
+
+
+# --- preview ---------------------------------------------------------------------------------
+def previewing(agents: int = 1) -> tuple[CampaignEngine, str]:
+    """A preview campaign whose first agent has lead 1 reserved on their screen."""
+    engine = running(CampaignEngine(spec(DialMode.PREVIEW)), agents=agents)
+    assert of(ClaimLeads, engine.handle(Tick(NOON + 1))) == [ClaimLeads(agents)]
+    out = engine.handle(LeadsClaimed(NOON + 1.1, 1, ((lead(1), False, "call-1"),)))
+    assert not of(Originate, out)  # shown to the agent, not dialed
+    return engine, "call-1"
+
+
+def test_preview_reserves_a_lead_for_the_agent_and_dials_only_when_asked() -> None:
+    engine, cid = previewing()
+    agent = engine.agents["agent-0"]
+    assert (agent.state, agent.call_id) == (AgentState.RESERVED, cid)
+    preview = engine.preview_of("agent-0")
+    assert preview is not None
+    assert preview.lead.id == "L1"
+    for t in range(2, 60):  # the pacer never dials on its own
+        assert not of(Originate, engine.handle(Tick(NOON + t)))
+        assert not of(ClaimLeads, engine.handle(Tick(NOON + t + 0.5)))
+    out = engine.handle(PreviewDial(NOON + 60, "agent-0"))
+    (originate,) = of(Originate, out)
+    assert originate.call_id == cid
+    assert of(PlayRingback, out) == [PlayRingback(cid, "agent-0")]
+    assert of(SaveAttempt, out)[0].attempt.originated_at == NOON + 60
+
+
+def test_a_previewed_call_that_answers_goes_to_its_agent_and_is_never_abandoned() -> None:
+    engine, cid = previewing(agents=2)
+    engine.handle(PreviewDial(NOON + 5, "agent-0"))
+    out = engine.handle(CallAnswered(NOON + 9, cid))
+    assert of(StopRingback, out) == [StopRingback(cid)]
+    assert of(ConnectAgent, out) == [ConnectAgent(cid, "agent-0", False)]
+    assert engine.handle(TimerFired(NOON + 11, f"connect:{cid}")) == []
+    engine.handle(CallBridged(NOON + 9.01, cid))
+    out = engine.handle(CallEnded(NOON + 40, cid, DialOutcome.ANSWERED, 16))
+    attempt = of(SaveAttempt, out)[-1].attempt
+    assert (attempt.result, attempt.agent_id) == (AttemptResult.TALKED, "agent-0")
+    assert engine.abandoned == 0
+
+
+def test_an_unanswered_preview_call_frees_its_agent_for_the_next_lead() -> None:
+    engine, cid = previewing()
+    engine.handle(PreviewDial(NOON + 5, "agent-0"))
+    out = engine.handle(CallEnded(NOON + 30, cid, DialOutcome.NO_ANSWER, 19))
+    assert of(StopRingback, out) == [StopRingback(cid)]
+    assert of(SaveAttempt, out)[-1].attempt.result is AttemptResult.NO_ANSWER
+    assert engine.agents["agent-0"].state is AgentState.READY
+    assert of(ClaimLeads, engine.handle(Tick(NOON + 31))) == [ClaimLeads(1)]
+
+
+def test_a_skipped_preview_lead_goes_back_for_later_and_the_agent_gets_another() -> None:
+    engine, cid = previewing()
+    out = engine.handle(PreviewSkip(NOON + 5, "agent-0"))
+    (saved,) = of(SaveLead, out)
+    assert (saved.lead.state, saved.lead.next_at, saved.lead.attempts) == (
+        LeadState.READY, NOON + 5 + PREVIEW_SKIP_DELAY, 0)
+    assert not of(SaveAttempt, out)
+    assert engine.agents["agent-0"].state is AgentState.READY
+    assert cid not in engine.calls
+    assert of(ClaimLeads, engine.handle(Tick(NOON + 6))) == [ClaimLeads(1)]
+
+
+def test_preview_dial_or_skip_without_a_previewed_lead_is_refused() -> None:
+    engine = running(CampaignEngine(spec(DialMode.PREVIEW)), agents=1)
+    for event in (PreviewDial(NOON, "agent-0"), PreviewSkip(NOON, "agent-0")):
+        with pytest.raises(AgentTransitionError, match="no previewed lead"):
+            engine.handle(event)
+    with pytest.raises(AgentTransitionError, match="not logged in"):
+        engine.handle(PreviewDial(NOON, "nobody"))
+
+
+def test_an_agent_logging_out_with_a_previewed_lead_gives_the_lead_back_undialed() -> None:
+    engine, cid = previewing()
+    out = engine.handle(AgentLogout(NOON + 3, "agent-0"))
+    (saved,) = of(SaveLead, out)
+    assert (saved.lead.state, saved.lead.attempts) == (LeadState.READY, 0)
+    assert cid not in engine.calls
+
+
+# --- ring-per-call ---------------------------------------------------------------------------
+def test_ring_per_call_agents_are_ready_at_login_without_a_nailed_up_call() -> None:
+    engine = CampaignEngine(spec(DialMode.PROGRESSIVE, ring_agents=True))
+    out = engine.handle(AgentLogin(NOON, "a1"))
+    assert not of(CallAgentPhone, out)
+    assert engine.agents["a1"].state is AgentState.READY
+
+
+def test_ring_per_call_an_agent_who_answers_in_time_takes_the_call() -> None:
+    engine = running(CampaignEngine(spec(DialMode.PROGRESSIVE, ring_agents=True)), agents=1)
+    cid = dial_one(engine)
+    out = engine.handle(CallAnswered(NOON + 3, cid))
+    assert of(ConnectAgent, out) == [ConnectAgent(cid, "agent-0", False)]  # rings their phone
+    engine.handle(CallBridged(NOON + 4.2, cid))
+    assert engine.handle(TimerFired(NOON + 5, f"connect:{cid}")) == []
+    out = engine.handle(CallEnded(NOON + 30, cid, DialOutcome.ANSWERED, 16))
+    assert of(HangupAgentPhone, out) == [HangupAgentPhone("agent-0")]  # their leg ends too
+    assert engine.agents["agent-0"].state is AgentState.WRAP_UP
+
+
+def test_ring_per_call_an_agent_who_does_not_answer_in_time_means_safe_harbor_and_a_pause() -> None:
+    engine = running(CampaignEngine(spec(DialMode.PROGRESSIVE, ring_agents=True)), agents=1)
+    cid = dial_one(engine)
+    engine.handle(CallAnswered(NOON + 3, cid))
+    out = engine.handle(TimerFired(NOON + 5, f"connect:{cid}"))
+    assert of(HangupAgentPhone, out) == [HangupAgentPhone("agent-0")]
+    assert of(PlaySafeHarbor, out) == [PlaySafeHarbor(cid)]
+    assert engine.abandoned == 1
+    agent = engine.agents["agent-0"]
+    assert (agent.state, agent.pause_reason) == (AgentState.PAUSED, "missed call")
+
+
+def test_ring_per_call_a_refused_ring_offers_the_caller_to_the_next_ready_agent() -> None:
+    engine = running(CampaignEngine(spec(DialMode.POWER, ring_agents=True)), agents=2)
+    cid = dial_one(engine)
+    engine.handle(CallAnswered(NOON + 3, cid))
+    out = engine.handle(AgentPhoneGone(NOON + 3.5, "agent-0"))  # their phone refused the call
+    assert of(ConnectAgent, out) == [ConnectAgent(cid, "agent-1", False)]
+    assert engine.agents["agent-0"].state is AgentState.PAUSED
+    assert "agent-0" in engine.agents  # still logged in
+
+
+def test_ring_per_call_the_agent_hanging_up_ends_the_call_not_the_session() -> None:
+    engine = running(CampaignEngine(spec(DialMode.PROGRESSIVE, ring_agents=True)), agents=1)
+    cid = dial_one(engine)
+    engine.handle(CallAnswered(NOON + 3, cid))
+    engine.handle(CallBridged(NOON + 4, cid))
+    out = engine.handle(AgentPhoneGone(NOON + 20, "agent-0"))
+    assert of(Hangup, out) == [Hangup(cid)]
+    assert engine.agents["agent-0"].state is AgentState.ON_CALL  # wrap-up once the call ends

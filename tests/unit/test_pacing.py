@@ -28,7 +28,7 @@ from dialer.core.pacing import (
 
 def snap(*, now: float = 0.0, ready: int = 0, busy: tuple[float, ...] = (),
          wrapping: tuple[float, ...] = (), ringing: int = 0, waiting: int = 0, abandoned: int = 0,
-         humans: int = 0, leads: int = 10_000, channels: int = 10_000) -> PacingSnapshot:
+         humans: int = 1000, leads: int = 10_000, channels: int = 10_000) -> PacingSnapshot:
     return PacingSnapshot(now=now, ready_agents=ready, busy_agents=busy, wrapping_agents=wrapping,
                           calls_ringing=ringing, calls_waiting=waiting, abandoned_in_window=abandoned,
                           humans_in_window=humans, leads_available=leads, channels_free=channels)
@@ -232,11 +232,21 @@ def test_predictive_tightens_as_the_window_approaches_the_target() -> None:
 
 
 def test_predictive_budget_is_the_target_times_safety_tapered_over_the_last_fifth() -> None:
-    pacer = PredictivePacer(0.03, safety=0.8, taper_start=0.8)
+    pacer = PredictivePacer(0.03, safety=0.8, taper_start=0.8, margin_humans=math.inf)
     assert pacer.budget(snap(humans=1000, abandoned=0)) == pytest.approx(0.024)
     assert pacer.budget(snap(humans=1000, abandoned=24)) == pytest.approx(0.024)
     assert pacer.budget(snap(humans=1000, abandoned=27)) == pytest.approx(0.012)
     assert pacer.budget(snap(humans=1000, abandoned=30)) == 0.0
+
+
+def test_predictive_budget_keeps_a_margin_for_the_next_abandon_in_a_small_window() -> None:
+    pacer = PredictivePacer(0.03, margin_humans=100.0)
+    assert pacer.budget(snap(humans=0)) == pytest.approx(0.024)  # 1 / 100: full budget
+    assert pacer.budget(snap(humans=100, abandoned=2)) == pytest.approx(0.024 * (0.03 - 0.025) / 0.006)
+    assert pacer.budget(snap(humans=200, abandoned=5)) == 0.0  # 2.5 % + 1/300 is over 3 %
+    plain = PredictivePacer(0.03, margin_humans=math.inf)
+    assert plain.budget(snap(humans=200, abandoned=5)) > 0.0
+    assert pacer.budget(snap(humans=100_000, abandoned=2000)) == pytest.approx(0.024, rel=1e-3)
 
 
 def test_predictive_stays_near_one_call_per_agent_when_nearly_everyone_answers() -> None:
@@ -270,6 +280,76 @@ def test_predictive_exact_and_approximate_solutions_agree_within_a_call() -> Non
         exact = trained_predictive(exact_limit=10_000).decide(s)
         approx = trained_predictive(exact_limit=0).decide(s)
         assert abs(exact - approx) <= 1, (s, exact, approx)
+
+
+def aged(*, ready: int, ages: tuple[float, ...], amd: int = 0, fresh: int = 0,
+         busy: tuple[float, ...] = ()) -> PacingSnapshot:
+    return PacingSnapshot(now=LATER, ready_agents=ready, busy_agents=busy, wrapping_agents=(),
+                          calls_ringing=len(ages) + amd + fresh, calls_waiting=0,
+                          abandoned_in_window=0, humans_in_window=1000, leads_available=10_000,
+                          channels_free=10_000, ringing_ages=ages, calls_in_amd=amd)
+
+
+def test_snapshot_refuses_more_ringing_detail_than_calls_ringing() -> None:
+    with pytest.raises(ValueError, match="ringing ages"):
+        PacingSnapshot(now=0.0, ready_agents=1, busy_agents=(), wrapping_agents=(), calls_ringing=1,
+                       calls_waiting=0, abandoned_in_window=0, humans_in_window=0,
+                       leads_available=1, channels_free=1, ringing_ages=(1.0, 2.0))
+    with pytest.raises(ValueError, match="negative"):
+        aged(ready=1, ages=(), amd=-1, fresh=2)
+
+
+def test_a_call_that_has_rung_past_every_answer_counts_for_almost_nothing() -> None:
+    pacer = train(PredictivePacer(), dials=1000)  # answers after 12 s, no-answers end at 25 s
+    pacer.model.advance(LATER)
+    weights: list[float] = []
+    pacer.model.live_to_come((0.0, 11.0, 13.0, 20.0), 0, weights)
+    assert weights[0] == pytest.approx(pacer.model.p_live, rel=0.05)  # a fresh call: p
+    assert weights[1] == pytest.approx(weights[0])  # nothing has ended by 11 s: age tells nothing
+    assert weights[2] < 0.1 * weights[0]  # past every answer time seen
+    assert weights[3] <= weights[2]
+
+
+def test_predictive_dials_more_when_the_ringing_calls_are_old_no_answers_to_be() -> None:
+    pacer = train(PredictivePacer(), dials=1000)
+    fresh = pacer.decide(aged(ready=10, ages=(0.5,) * 30))
+    stale = pacer.decide(aged(ready=10, ages=(20.0,) * 30))
+    alone = pacer.decide(snap(now=LATER, ready=10))
+    assert fresh < stale
+    assert stale == pytest.approx(alone, abs=2)  # calls that will ring out leave the agents free
+
+
+def test_predictive_counts_a_call_in_amd_as_a_person_with_the_human_rate() -> None:
+    pacer = train(PredictivePacer())  # every answer was a person so far
+    assert pacer.decide(aged(ready=4, ages=(), amd=4)) == 0  # four people coming for four agents
+    before = PredictivePacer(ring_age=False, talk_lookahead=False)
+    train(before)
+    assert before.decide(aged(ready=4, ages=(), amd=4)) > 0  # the baseline took them for fresh dials
+
+
+def test_without_ring_age_the_ages_are_ignored() -> None:
+    before = train(PredictivePacer(ring_age=False, talk_lookahead=False))
+    plain = snap(now=LATER, ready=10, ringing=30)
+    assert before.decide(aged(ready=10, ages=(20.0,) * 30)) == before.decide(plain)
+    assert before.decide(aged(ready=10, ages=(0.5,) * 30)) == before.decide(plain)
+
+
+def test_the_talk_look_ahead_counts_agents_whose_talk_is_about_to_end() -> None:
+    # Wrap-ups of 2-18 s (mean 10 s), answers after 8 s: the mean wrap-up outlasts the horizon,
+    # yet a talk ending now is often done, wrap-up included, in time for the next answer.
+    def history(pacer: PredictivePacer) -> PredictivePacer:
+        for i in range(200):
+            answered = i % 20 < 3
+            pacer.observe_dial(8.0 if answered else 25.0, answered, originated_at=i * 0.5)
+            if answered:
+                pacer.observe_human(True)
+                pacer.observe_talk(100.0)
+                pacer.observe_wrap(2.0 + 16.0 * (i % 7) / 6)
+        return pacer
+    now = history(PredictivePacer())
+    before = history(PredictivePacer(talk_lookahead=False))
+    s = snap(now=LATER, ready=1, busy=(99.0,) * 6)
+    assert now.decide(s) > before.decide(s)
 
 
 # --- the estimator -------------------------------------------------------------------------
@@ -361,6 +441,9 @@ class FixedModel:
 
     def p_free(self, talking: tuple[float, ...], wrapping: tuple[float, ...], horizon: float) -> list[float]:
         return [self.q] * (len(talking) + len(wrapping))
+
+    def live_to_come(self, ages: tuple[float, ...], in_amd: int, out: list[float]) -> None:
+        out.extend(self.p_live for _ in range(len(ages) + in_amd))
 
     def observe_dial(self, ring_seconds: float, answered: bool,
                      originated_at: float | None = None) -> None:

@@ -14,11 +14,10 @@ import dialer.sim
 from dialer.core.agent import Agent, AgentState
 from dialer.core.campaign import CampaignEngine
 from dialer.core.model import AmdMode
-from dialer.core.pacing import Estimator, PredictivePacer, ProgressivePacer
+from dialer.core.pacing import Estimator, PacingSnapshot, PredictivePacer, ProgressivePacer
 from dialer.sim import simulator as sim_module
 from dialer.sim.metrics import Ledger, percentile, rolling_worst, worst_rate
 from dialer.sim.policy import POLICIES, Policy, parse
-from dialer.sim.proposal import RingAgeAdapter
 from dialer.sim.scenario import DRIFT, Carrier, Customers, Scenario, Staff, cell
 from dialer.sim.simulator import Simulator, simulate
 
@@ -73,7 +72,7 @@ def test_progressive_and_power_never_dial_with_no_agent_ready(policy: str) -> No
     assert r.claims_no_agents == 0
 
 
-@pytest.mark.parametrize("policy", ["predictive", "vicidial", "ringage"])
+@pytest.mark.parametrize("policy", ["predictive", "vicidial", "baseline"])
 def test_no_policy_dials_with_no_agent_ready_even_as_agents_come_and_go(policy: str) -> None:
     s = Scenario("churn", customers=Customers(live=0.2, talk_mean=60.0),
                  staff=Staff(agents=6, shift_hours=1.5, churn=True, breaks=1))
@@ -148,8 +147,27 @@ def test_the_simulator_drives_the_same_engine_and_pacers_as_the_runtime() -> Non
     assert engine.pacer.model.dials > 0  # the core's estimator learned from simulated calls
     for name in POLICIES:
         pacer = Simulator(small(), parse(name), seed=1).desks[0].engine.pacer
-        inner = pacer.inner if isinstance(pacer, RingAgeAdapter) else pacer
-        assert type(inner).__module__ == "dialer.core.pacing"
+        assert type(pacer).__module__ == "dialer.core.pacing"
+
+
+def test_the_engine_tells_the_pacer_how_long_each_ringing_call_has_rung() -> None:
+    seen: list[PacingSnapshot] = []
+
+    class Recording(PredictivePacer):
+        __slots__ = ()
+
+        def decide(self, snap: PacingSnapshot) -> int:
+            seen.append(snap)
+            return super().decide(snap)
+
+    s = small(hours=0.25, amd=AmdMode.HANGUP, customers=Customers(live=0.3, machine=0.1))
+    simulate(s, Policy("predictive"), seed=1,
+             pacer_factory=lambda spec: Recording(spec.abandon_target))
+    assert any(snap.ringing_ages for snap in seen)
+    assert any(snap.calls_in_amd for snap in seen)
+    assert all(len(snap.ringing_ages) + snap.calls_in_amd <= snap.calls_ringing for snap in seen)
+    longest = max(max(snap.ringing_ages, default=0.0) for snap in seen)
+    assert 15.0 < longest <= 25.0 + 0.5  # no-answers ring out at the 25 s timeout
 
 
 def test_the_simulator_keeps_the_runtime_cadences() -> None:
@@ -158,14 +176,14 @@ def test_the_simulator_keeps_the_runtime_cadences() -> None:
 
 
 def test_no_pacing_logic_is_copied_into_the_simulator() -> None:
-    """Only the proposal adapter has a `decide`, and it ends in the core pacer's `decide`."""
+    """Only the diagnostic probe has a `decide`, and it ends in the core pacer's `decide`."""
     for path in SIM_DIR.glob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef):
                 assert node.name not in ("_exact", "_approx", "_overflow", "budget", "p_free"), path
                 if node.name == "decide":
-                    assert path.name == "proposal.py"
+                    assert path.name == "probe.py"
                     assert "self.inner.decide(" in ast.unparse(node)
     assert "PacingSnapshot(" not in "".join(p.read_text() for p in SIM_DIR.glob("*.py"))
 
@@ -231,11 +249,16 @@ def test_policy_names() -> None:
     assert parse("predictive").label == "predictive"
     with pytest.raises(ValueError, match="unknown policy"):
         parse("psychic")
-    tuned = parse("ringage:safety=1,connect_grace=2")
-    assert tuned.label == "ringage:safety=1,connect_grace=2"
+    tuned = parse("baseline:safety=1,connect_grace=2")
+    assert tuned.label == "baseline:safety=1,connect_grace=2"
     pacer = Simulator(small(), tuned, seed=1).desks[0].engine.pacer
-    assert isinstance(pacer, RingAgeAdapter)
-    assert (pacer.inner.safety, pacer.inner.connect_grace) == (1.0, 2.0)
+    assert isinstance(pacer, PredictivePacer)
+    assert (pacer.safety, pacer.connect_grace) == (1.0, 2.0)
+    assert isinstance(pacer.model, Estimator)
+    assert (pacer.model.ring_age, pacer.model.wrap_points) == (False, 0)  # the pacer before them
+    now = Simulator(small(), parse("predictive"), seed=1).desks[0].engine.pacer
+    assert isinstance(now, PredictivePacer) and isinstance(now.model, Estimator)
+    assert now.model.ring_age
     with pytest.raises(ValueError, match="unknown setting"):
         parse("predictive:psychic=1")
 

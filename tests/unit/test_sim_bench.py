@@ -16,7 +16,7 @@ def tiny(hours: float = 0.2) -> list[RunResult]:
     s = cell(5, 0.3, 60.0)
     s = replace(s, staff=replace(s.staff, shift_hours=hours, breaks=0))
     out: list[RunResult] = []
-    for name in ("progressive", "predictive", "vicidial", "ringage"):
+    for name in ("progressive", "predictive", "vicidial", "baseline"):
         out.extend(execute(Task(s, name, 1)))
     out.extend(execute(Task(s, "power", 1, ratio=1.5)))
     out.extend(execute(Task(s, "power", 1, ratio=9.0)))
@@ -68,6 +68,6 @@ def test_plots_are_written(tmp_path: Path) -> None:
     from dialer.sim.plots import draw_all  # matplotlib: the `bench` extra, in `dev` too
 
     runs = tiny(0.1)
-    paths = draw_all(runs, [cell(5, 0.3, 60.0)], tmp_path, bias=(10, 0.25))
+    paths = draw_all(runs, [cell(5, 0.3, 60.0)], tmp_path, bias=(10, 0.25), gap_sizes=((5, 0.1),))
     assert paths
     assert all(p.stat().st_size > 1000 for p in paths)

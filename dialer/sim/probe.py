@@ -1,0 +1,48 @@
+"""A diagnostic for the bench's "why" plot, not a policy: the core's pacer unchanged, and at
+each decision a record of the live answers the model expects from the calls in flight — as
+the previous pacer counted them (every ringing call fresh: calls × p) and as the core now
+weighs them (by ring age, `Estimator.live_to_come`) — against those truly still to come, which
+only the simulator knows (`truth`, set by it).
+
+The ring-age proposal that this module used to measure (`RingAgeAdapter`) is now in the core:
+`PacingSnapshot.ringing_ages` / `calls_in_amd`, weighed by `Estimator.live_to_come`; the
+bench's `baseline` policy is the pacer without it, kept as a measured ablation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from dialer.core.pacing import PacingSnapshot, PredictivePacer
+
+
+class RingingProbe:
+    def __init__(self, inner: PredictivePacer) -> None:
+        self.inner = inner
+        self.truth: Callable[[], int] | None = None
+        # (now, expected as calls × p, expected by ring age, truly to come)
+        self.samples: list[tuple[float, float, float, int]] = []
+
+    def decide(self, snap: PacingSnapshot) -> int:
+        model = self.inner.model
+        if self.truth is not None and model.dials >= self.inner.warmup_dials:
+            flight = len(snap.ringing_ages) + snap.calls_in_amd
+            weights: list[float] = []
+            model.live_to_come(snap.ringing_ages, snap.calls_in_amd, weights)
+            self.samples.append((snap.now, flight * model.p_live, sum(weights), self.truth()))
+        return self.inner.decide(snap)
+
+    def observe_dial(self, ring_seconds: float, answered: bool, originated_at: float | None = None) -> None:
+        self.inner.observe_dial(ring_seconds, answered, originated_at)
+
+    def observe_human(self, answered_human: bool) -> None:
+        self.inner.observe_human(answered_human)
+
+    def observe_talk(self, seconds: float) -> None:
+        self.inner.observe_talk(seconds)
+
+    def observe_wrap(self, seconds: float) -> None:
+        self.inner.observe_wrap(seconds)
+
+    def observe_abandon(self) -> None:
+        self.inner.observe_abandon()
