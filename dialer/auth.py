@@ -5,7 +5,8 @@ principal with a role (`dialer.config.Role`); `RULES` says, per route, which rol
 Theory of operation, per request:
 
 1. the route is public (`PUBLIC`: health, readiness, Prometheus metrics, the OpenAPI
-   document) -> through, no token needed;
+   document, the console's pages and feeds: a feed checks its token itself) -> through, no
+   token needed;
 2. no token, a malformed header or an unknown token -> 401 `unauthorized` with
    `WWW-Authenticate: Bearer` (RFC 6750 section 3); this holds for unknown paths too, so an
    anonymous caller learns nothing about the routes beyond the public document;
@@ -73,9 +74,14 @@ SUPERVISE: Final = Rule(frozenset({A, S}))
 AGENT_SELF: Final = Rule(frozenset({A, G}), Scope.OWN_AGENT)
 AGENT_READ: Final = Rule(frozenset({A, S, G}), Scope.OWN_AGENT)
 
-#: Routes anyone may call: probes, Prometheus' scrape and the API's own description.
+#: Routes anyone may call: probes, Prometheus' scrape and the API's own description; the
+#: console's pages (they hold no data) and its feeds, whose first WebSocket message carries the
+#: token, checked there with these same rules (`dialer.console.access`).
 PUBLIC: Final = frozenset({("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics"),
-                           ("GET", "/openapi.json")})
+                           ("GET", "/openapi.json"),
+                           ("GET", "/console"), ("GET", "/wallboard"),
+                           ("GET", "/console/static/{name}"),
+                           ("GET", "/ws/agent/{aid}"), ("GET", "/ws/supervisor")})
 
 #: (method, route as registered) -> who may call it. A route missing here is refused to every
 #: token (403); `test_openapi` checks that every route of the router is here or in PUBLIC.

@@ -16,6 +16,7 @@ from typing import Any
 from dialer import __version__
 from dialer.auth import PUBLIC, rule_for
 from dialer.config import Role
+from dialer.console.docs import console_operations
 from dialer.core.campaign import DISPOSITIONS
 from dialer.core.model import AmdMode, AttemptResult, DialMode, LeadState, RetryRules
 from dialer.core.specs import CAMPAIGN_ID, TOP_KEYS
@@ -432,6 +433,7 @@ def _operations() -> dict[tuple[str, str], Json]:
         ("GET", "/ivr/calls"): {
             "summary": "The most recent IVR calls: flow, version, node path, outcome",
             "responses": ok("IvrCalls")},
+        **console_operations(),
         ("GET", "/health"): {
             "summary": "Liveness: the process answers", "responses": ok("Health")},
         ("GET", "/ready"): {

@@ -8,9 +8,11 @@ run concurrently (originates are their own tasks).
 
 Latency and cost: the events waiting in the inbox are handled as one batch. Telephony commands
 run at once (an answered customer is added to the agent's bridge before any record is
-written); the batch's records (attempts, agents, finished leads; the last version of each) are
-then written in one store transaction; only then run the commands that need them on record
-(`AFTER_WRITES`: an originate, so a restart finds every call placed). A process killed between
+written); the batch's records (attempts, agents, finished leads; the last version of each) go
+to a writer task that writes them in one store transaction (batches that queue up behind a
+write are merged into the next), and only then runs the commands that need them on record
+(`AFTER_WRITES`: an originate, so a restart finds every call placed). The event loop of a
+runner therefore never waits for the store. A process killed between
 the bridge and the write leaves a record one step behind Asterisk: recovery reads the missing
 facts (answered, connected to which agent) from Asterisk's channels and bridges.
 
@@ -136,6 +138,12 @@ class _Writes:
     def __bool__(self) -> bool:
         return bool(self.attempts or self.leads or self.agents)
 
+    def merge(self, later: _Writes) -> None:
+        """Add a later batch's records (its versions win)."""
+        self.attempts.update(later.attempts)
+        self.leads.update(later.leads)
+        self.agents.update(later.agents)
+
 
 def agent_bridge(app: str, agent_id: str) -> str:
     """An agent's bridge, named by the dialer's ARI app too: several dialer processes (one app
@@ -165,6 +173,9 @@ class CampaignRunner:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._main: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
+        # Batches of records (and the commands that wait for them) for the writer task.
+        self._outbox: asyncio.Queue[tuple[_Writes, list[Command]]] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------------ lifecycle
     async def start(self, running: bool) -> None:
@@ -173,9 +184,16 @@ class CampaignRunner:
         self.inbox.put_nowait(SetRunning(self.clock(), running))
         self._main = asyncio.create_task(self._run(), name=f"campaign-{self.spec.id}")
         self._ticker = asyncio.create_task(self._tick(), name=f"pacing-{self.spec.id}")
+        self._writer = asyncio.create_task(self._write_out(), name=f"records-{self.spec.id}")
 
     async def stop(self) -> None:
-        for task in (self._ticker, self._main, *self._tasks):
+        for task in (self._ticker, self._main):
+            if task is not None:
+                await cancel_task(task)
+        if self._writer is not None:  # let the records already decided reach the store
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._outbox.join(), 5)
+        for task in (self._writer, *self._tasks):
             if task is not None:
                 await cancel_task(task)
         for handle in self.timers.values():
@@ -214,9 +232,9 @@ class CampaignRunner:
     async def _run(self) -> None:
         """Take the queued events (up to BATCH, including those that arrive meanwhile) as one
         batch: hand each to the core and carry out its telephony commands at once, in order
-        (an answered customer is bridged before anything is written); then write the batch's
-        records in one store transaction; then the commands that must follow the records
-        (`AFTER_WRITES`)."""
+        (an answered customer is bridged before anything is written); then pass the batch's
+        records, with the commands that must follow them (`AFTER_WRITES`), to the writer task,
+        so this loop never waits for the store."""
         while True:
             event = await self.inbox.get()
             writes = _Writes()
@@ -239,14 +257,33 @@ class CampaignRunner:
                 if taken == BATCH or self.inbox.empty():
                     break
                 event = self.inbox.get_nowait()
-            written = await self._write(writes)
-            for command in later:
-                if written:
-                    await self._carry_out(command)
-                else:  # never place a call whose attempt is not on record
-                    log.warning("campaign %s: %s not carried out: its records were not saved",
-                                self.spec.id, type(command).__name__)
-                    self._command_failed(command)
+            if writes or later:
+                self._outbox.put_nowait((writes, later))
+
+    async def _write_out(self) -> None:
+        """The writer: batches in order, each written in one store transaction, then its
+        waiting commands. Batches that queued up while a write was in flight are merged into
+        the next one (group commit: the busier, the fewer round trips per call)."""
+        while True:
+            writes, later = await self._outbox.get()
+            merged = 1
+            while not self._outbox.empty():
+                more, more_later = self._outbox.get_nowait()
+                writes.merge(more)
+                later += more_later
+                merged += 1
+            try:
+                written = await self._write(writes)
+                for command in later:
+                    if written:
+                        await self._carry_out(command)
+                    else:  # never place a call whose attempt is not on record
+                        log.warning("campaign %s: %s not carried out: its records were not "
+                                    "saved", self.spec.id, type(command).__name__)
+                        self._command_failed(command)
+            finally:
+                for _ in range(merged):
+                    self._outbox.task_done()
 
     async def _carry_out(self, command: Command) -> None:
         try:

@@ -24,6 +24,7 @@ from dialer.api import MAX_BODY, Api, errors_middleware
 from dialer.ari import Ari
 from dialer.auth import auth_middleware
 from dialer.config import Config
+from dialer.console.http import Console
 from dialer.errors import DialerError
 from dialer.ivr.hooks import DialerHooks
 from dialer.ivr.http import IvrApi
@@ -86,12 +87,14 @@ class Server:
         if resumed:
             log.warning("resumed campaigns after a restart: %s", ", ".join(resumed))
         self._start_ivr(self.dialer)
-        assert self.flows is not None and self.ivr is not None
+        assert self.flows is not None
+        assert self.ivr is not None
         api = Api(self.store, self.dialer, self.clock)
         app = web.Application(client_max_size=MAX_BODY, middlewares=[
             errors_middleware, auth_middleware(self.config.api, api.agent_on_lead)])
         api.routes(app)
         IvrApi(self.flows, self.ivr).routes(app)
+        Console(self.dialer, self.config.api, self.clock, ivr=self.ivr).routes(app)
         app.router.add_get("/health", self._health)
         app.router.add_get("/ready", self._ready)
         app.router.add_get("/metrics", self._metrics)

@@ -35,6 +35,16 @@ if ! command -v espeak-ng >/dev/null 2>&1 || ! command -v sox >/dev/null 2>&1; t
     echo "bootstrap: espeak-ng and sox are missing (IVR text-to-speech); as root: apt-get install espeak-ng sox" >&2
   fi
 fi
+# The console's browser tests drive Debian's chromium with Playwright (no browser download).
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "bootstrap: installing chromium (apt)"
+    apt-get -o Acquire::Check-Valid-Until=false update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+  else
+    echo "bootstrap: chromium is missing (console browser tests); as root: apt-get install chromium" >&2
+  fi
+fi
 stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   echo "bootstrap: installing the project and its dev tools into .venv"

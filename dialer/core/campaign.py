@@ -395,14 +395,11 @@ class CampaignEngine:
         # still in AMD (each may yet become a person who needs an agent). The pacer also gets
         # how long each dialed call has rung: one that has rung well past the usual answer time
         # is most likely a no-answer (docs/PACING_BENCH.md). Claims not yet dialed are fresh.
-        ages: list[float] = []
-        in_amd = 0
-        for c in self.calls.values():
-            state = c.state
-            if state is CallState.DIALING:
-                ages.append(now - c.attempt.originated_at)
-            elif state is CallState.AMD:
-                in_amd += 1
+        calls = self.calls.values()
+        dialing = CallState.DIALING
+        ages = [now - c.attempt.originated_at for c in calls if c.state is dialing]
+        in_amd = 0 if self.spec.amd is AmdMode.OFF else \
+            sum(1 for c in calls if c.state is CallState.AMD)
         ringing = len(ages) + in_amd + self.claims_pending
         in_progress = len(self.calls) + self.claims_pending
         return PacingSnapshot(

@@ -448,7 +448,7 @@ class _RingOutcomes:
 
     def table(self) -> list[float]:
         """ρ at 0, step, 2·step, … up to the longest outcome seen (then flat)."""
-        if self._fresh and self._fresh * 20 >= len(self.order) or self._fresh >= 64:
+        if (self._fresh and self._fresh * 20 >= len(self.order)) or self._fresh >= 64:
             self._fresh = 0
             a, u = self.answered, self.unanswered
             na, nu = len(a), len(u)
@@ -497,9 +497,14 @@ class PacingModel(Protocol):
         `horizon` seconds)."""
         ...
 
+    def live_groups(self, ages: tuple[float, ...], in_amd: int) -> list[tuple[float, int]]:
+        """For the calls that have rung `ages` s unanswered and the `in_amd` answered calls
+        awaiting the AMD verdict: (P(the call brings a live person), how many calls) groups."""
+        ...
+
     def live_to_come(self, ages: tuple[float, ...], in_amd: int, out: list[float]) -> None:
-        """Append, for each call that has rung `e` s unanswered (`ages`), then for each of
-        `in_amd` answered calls awaiting the AMD verdict, P(it brings a live person)."""
+        """As `live_groups`, one probability per call appended to `out` (ages' calls in
+        ascending age, then the AMD calls)."""
         ...
 
     def observe_dial(self, ring_seconds: float, answered: bool,
@@ -645,27 +650,44 @@ class Estimator:
         return out
 
     def live_to_come(self, ages: tuple[float, ...], in_amd: int, out: list[float]) -> None:
+        for r, count in self.live_groups(ages, in_amd):
+            out.extend(r for _ in range(count))
+
+    def live_groups(self, ages: tuple[float, ...], in_amd: int) -> list[tuple[float, int]]:
         """P(a live person still to come) for a call unanswered after e s, by Bayes on the
         outcomes seen: ``p_h · p_a·S_a(e) / (p_a·S_a(e) + (1 − p_a)·S_u(e))``, with p_a the
         current answer rate and S_a, S_u the shares of answered and unanswered dials still
         ringing after e s (`_RingOutcomes`). At 15 % live answer and a 25 s ring timeout, a
-        call that has rung 15 s is almost surely a no-answer. A call in AMD: p_h."""
+        call that has rung 15 s is almost surely a no-answer. A call in AMD: p_h.
+
+        Ages are grouped by the table's `_AGE_STEP` bins (floored: a younger age weighs more),
+        counted by bisection on the sorted ages: a 100-agent campaign at 5 % live has ~1,000
+        calls ringing, and this runs 4 times a second."""
         p_h = self._human.value
-        if ages:
-            p_a = self._answered.value
-            if not self.ring_age:
-                out.extend(p_a * p_h for _ in ages)
-            else:
-                table = self._outcomes.table()
-                last = len(table) - 1
-                inv = 1.0 / _AGE_STEP
-                live = p_a * p_h
-                rest = 1.0 - p_a
-                for e in ages:
-                    i = int(e * inv) if e > 0.0 else 0
-                    out.append(live / (p_a + rest * table[i if i < last else last]))
+        p_a = self._answered.value
+        out: list[tuple[float, int]] = []
+        if ages and not self.ring_age:
+            out.append((p_a * p_h, len(ages)))
+        elif ages:
+            table = self._outcomes.table()
+            live = p_a * p_h
+            rest = 1.0 - p_a
+            ordered = sorted(ages)
+            n = len(ordered)
+            done = 0
+            last = len(table) - 1
+            for i in range(last):
+                upto = bisect_left(ordered, (i + 1) * _AGE_STEP, done)
+                if upto > done:
+                    out.append((live / (p_a + rest * table[i]), upto - done))
+                    done = upto
+                if done == n:
+                    break
+            if done < n:
+                out.append((live / (p_a + rest * table[last]), n - done))
         if in_amd:
-            out.extend(p_h if self.ring_age else self._answered.value * p_h for _ in range(in_amd))
+            out.append((p_h if self.ring_age else p_a * p_h, in_amd))
+        return out
 
 
 # --- the predictive pacer ------------------------------------------------------------------
@@ -795,8 +817,7 @@ class PredictivePacer:
             return _clamp(floor, snap)
         # The calls in flight: each brings a person with its own probability (by ring age,
         # or in AMD); claimed calls not yet dialed are fresh, Bernoulli(p) like the new ones.
-        flight: list[float] = []
-        model.live_to_come(snap.ringing_ages, snap.calls_in_amd, flight)
+        flight = model.live_groups(snap.ringing_ages, snap.calls_in_amd)
         fresh = snap.calls_fresh
         if k <= self.exact_limit:
             extra = self._exact(k, p, flight, fresh, still_busy, cap, theta)
@@ -805,8 +826,8 @@ class PredictivePacer:
         self.last_theta = theta
         return _clamp(max(floor, extra), snap)
 
-    def _exact(self, k: int, p: float, flight: list[float], fresh: int, still_busy: list[float],
-               cap: int, theta: float) -> int:
+    def _exact(self, k: int, p: float, flight: list[tuple[float, int]], fresh: int,
+               still_busy: list[float], cap: int, theta: float) -> int:
         """Largest n <= cap keeping the cohort's expected abandon rate <= theta, with Y's pmf
         kept exactly: pmf[y] = P(Y = y) for y < k, pmf[k] = P(Y >= k) (the slot absorbs)."""
         pmf = [0.0] * (k + 1)
@@ -830,10 +851,11 @@ class PredictivePacer:
             add(r)
         overflow = 0.0  # expected abandoned humans among the calls in flight and new calls
         expected = 0.0  # expected humans among them
-        for r in flight:
-            overflow += r * pmf[k]
-            expected += r
-            add(r)
+        for r, count in flight:
+            for _ in range(count):
+                overflow += r * pmf[k]
+                expected += r
+                add(r)
         for _ in range(fresh):
             overflow += p * pmf[k]
             expected += p
@@ -850,7 +872,7 @@ class PredictivePacer:
         self.last_risk = pmf[k]
         return n
 
-    def _approx(self, k: int, p: float, flight: list[float], fresh: int,
+    def _approx(self, k: int, p: float, flight: list[tuple[float, int]], fresh: int,
                 still_busy: list[float], cap: int, theta: float) -> int:
         """As `_exact`, with E[(Y − k)⁺] from Y's first three cumulants (`_overflow`)."""
         mu0 = var0 = k30 = 0.0
@@ -864,11 +886,11 @@ class PredictivePacer:
         k3p = pq * (1.0 - 2.0 * p)
         # The calls in flight, then the fresh ones: cumulants add up.
         mu1 = var1 = k31 = 0.0
-        for r in flight:
+        for r, count in flight:
             v = r * (1.0 - r)
-            mu1 += r
-            var1 += v
-            k31 += v * (1.0 - 2.0 * r)
+            mu1 += r * count
+            var1 += v * count
+            k31 += v * (1.0 - 2.0 * r) * count
         mu1 += fresh * p
         var1 += fresh * pq
         k31 += fresh * k3p

@@ -505,6 +505,8 @@ _TEXTS: Mapping[str, Mapping[str, str]] = {
 ERROR_NODE = "(defaults)"
 HOTKEY_NODE = "(hotkeys)"
 
+#: A hangup node with this disposition is an opt-out: the number goes on the DNC list.
+OPT_OUT_DISPOSITION = "dnc"
 SAFE_HARBOR_OPT_OUT_WINDOW = 3.0  # seconds the opt-out key stays live after the message
 CONFIRM_TIMEOUT = 5.0
 DEFAULT_HTTP_TIMEOUT = 5.0
@@ -1774,12 +1776,13 @@ class FlowRun:
         assert v is not None
         v.phase = "prompt"
         self._play(self.resolve(node.greeting), barge_in=False, purpose="greeting",
-                   then=lambda t: self._record(node), now=now)
+                   then=lambda t: self._record(node, t), now=now)
 
-    def _record(self, node: m.VoicemailNode) -> None:
+    def _record(self, node: m.VoicemailNode, now: dt.datetime) -> None:
         v = self.visit
         assert v is not None
         v.phase = "record"
+        v.queue_entered = now  # recording time is not IVR time (like queue time)
         v.recording = self._id("rec")
         self._emit(Record(v.recording, node.mailbox, node.max_length, node.silence_timeout,
                           node.finish_on_key, node.beep, dict(node.notify)))
@@ -1789,6 +1792,7 @@ class FlowRun:
         v = self.visit
         assert v is not None
         v.recording = None
+        self._leave_queue_time(now)  # stops the clock on excluded time, re-arms the IVR timer
         if isinstance(event, RecordingDone) and event.duration > 0:
             self._take(node, "next", now)
         else:
@@ -1853,6 +1857,10 @@ class FlowRun:
         v.phase = "then"
         disposition = node.disposition or "completed"
         cause = node.cause if node.cause is not None else 16
+        if disposition == OPT_OUT_DISPOSITION and self.call.caller_number:
+            # An opt-out anywhere in the flow (e.g. "press 9 to stop calls" in a script) puts
+            # the number on the do-not-call list, as the safe-harbor opt-out key does.
+            self._emit(AddDnc(self.call.caller_number, "disposition dnc"))
         self._play(self.resolve(node.prompt), barge_in=False, purpose="goodbye",
                    then=lambda t: self._hangup(disposition, cause, t), now=now)
 

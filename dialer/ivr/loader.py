@@ -76,7 +76,7 @@ from dialer.ivr.yamltree import YMap, YNode, YScalar, YSeq, parse_yaml
 
 log = logging.getLogger(__name__)
 
-SHARED_FILES = ("_schedules", "_queues", "_routes")
+MAX_FILE_BYTES = 2_000_000  # a flow file is text written by people; anything bigger is a mistake
 FLOW_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 LANGUAGE_TAG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _DURATION = re.compile(r"^\+?\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)$")
@@ -945,6 +945,7 @@ def build_flow(ctx: _Ctx, tree: YNode, stem: str) -> Flow | None:
     for key, value in nodes_map.items if nodes_map else ():
         if not FLOW_ID.match(key.raw):
             ctx.error("E004", f"node id '{key.raw}' must match [a-z][a-z0-9_]*", key.pos)
+            broken.add(key.raw)
             continue
         built = build_node(ctx, key, value)
         if built is not None:
@@ -1390,6 +1391,10 @@ def load_files(directory: str | Path,
     for path in sorted(paths):
         name = str(path)
         try:
+            if path.stat().st_size > MAX_FILE_BYTES:
+                diags.append(Diagnostic("E001", f"the file is larger than {MAX_FILE_BYTES} bytes; "
+                                                f"split it (one flow per file)", Pos(name, 1, 1)))
+                continue
             data = path.read_bytes()
             digest.update(path.name.encode() + b"\0" + data + b"\0")
             content = data.decode("utf-8")
@@ -1429,11 +1434,22 @@ def load_files(directory: str | Path,
             ctx.error("E000", f"internal error while loading this file: {exc!r}", Pos(name, 1, 1),
                       help="please report this with the file")
         diags.extend(_explained(ctx.diags))
+    _hash_prompts(root, digest)
     flowset = FlowSet(root=str(root), version=digest.hexdigest()[:12], flows=flows,
                       schedules=shared.schedules, holiday_lists=shared.holiday_lists,
                       queues=shared.queues, skills=shared.skills, mailboxes=shared.mailboxes,
                       routes=tuple(shared.routes), campaigns=shared.campaigns)
     return flowset, diags
+
+
+def _hash_prompts(root: Path, digest: Any) -> None:
+    """Recordings are part of a version: a re-recorded prompt makes a new one."""
+    try:
+        recordings = sorted((root / "prompts").glob("*/*.wav"))
+        for path in recordings:
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    except OSError as exc:  # an unreadable recording is reported by the validator (E304)
+        log.warning("cannot hash the recordings under %s: %s", root / "prompts", exc)
 
 
 def _explained(diags: list[Diagnostic]) -> list[Diagnostic]:

@@ -34,6 +34,9 @@ Shape::
          | SafeHarborNode | HangupNode
       every node has `id`, `type` (its YAML `type:` string), `pos` (the node's key in `nodes:`)
       and `field_pos` ({YAML field name: position of its value}); outcomes are `Transition`s.
+      `OUTCOMES` lists each type's outcomes and their fallbacks; `outcome(node, name,
+      flow.defaults.on_error)` resolves one (the interpreter and the validator share it).
+      `Flow.broken_nodes`: ids written in the file that could not be built (the set has errors).
 
     Transition(goto, set, say, returns, pos)
       goto: a node id, or one of SPECIAL_TARGETS (repeat, back, top, hangup), or None when the

@@ -247,8 +247,9 @@ def _check_flow(fs: FlowSet, flow: Flow, out: _Out, wav_cache: dict[Path, str | 
         labelled.extend(node_transitions(node))
     for label, target in labelled:
         _check_target(flow, label, target, out)
-        for name, _ in target.set:
+        for name, value in target.set:
             _check_assignable(flow, name, target.pos, out)
+            _check_language_value(flow, name, value, target.pos, out)
     for node in nodes.values():
         _check_outcomes(flow, node, out)
         _check_node(fs, flow, node, out)
@@ -302,11 +303,24 @@ def _check_assignable(flow: Flow, name: str, pos: Pos, out: _Out) -> None:
                     f"caller.name can be set", pos)
 
 
+def _check_language_value(flow: Flow, name: str, value: str, pos: Pos, out: _Out) -> None:
+    if name == "call.language" and not templates.is_template(value) \
+            and value not in flow.languages:
+        out.add("E003", f"call.language set to '{value}', which is not one of the flow's "
+                        f"languages ({', '.join(flow.languages)})", pos,
+                help=did_you_mean(value, flow.languages))
+
+
 def _check_outcomes(flow: Flow, node: Node, out: _Out) -> None:
-    for name in OUTCOMES.get(node.type, {}):
+    outcomes = OUTCOMES.get(node.type, {})
+    for name in outcomes:
         if outcome(node, name, flow.defaults.on_error) is None:
             field_name = name.rstrip("_")
-            fallbacks = OUTCOMES[node.type][name]
+            fallbacks = outcomes[name]
+            if field_name in node.field_pos:
+                continue  # written but unreadable: E004 already
+            if any(step in outcomes for step in fallbacks):
+                continue  # the outcome it falls back to is missing too, and reported
             extra = " and the flow has no defaults.on_error" if "defaults.on_error" in fallbacks \
                 else ""
             out.add("E102", f"{node.type} node '{node.id}' has no '{field_name}'{extra}", node.pos,
@@ -324,7 +338,7 @@ def _check_node(fs: FlowSet, flow: Flow, node: Node, out: _Out) -> None:
                         out.add("W205", f"hotkey '{hot.key}' shadows option '{hot.key}' of menu "
                                         f"'{node.id}' (the hotkey wins)", option_keys[hot.key].pos,
                                 help="use another key, or set `hotkeys: false` on this menu")
-            if not node.options:
+            if not node.options and "options" in node.field_pos:  # (absent: E004 already)
                 out.add("E102", f"menu '{node.id}' has no options", node.pos_of("options"))
         case CollectNode():
             _check_collect(flow, node, out)
@@ -370,8 +384,9 @@ def _check_node(fs: FlowSet, flow: Flow, node: Node, out: _Out) -> None:
                 out.add("E101", f"return node '{node.id}' in flow '{flow.id}', which is not a subflow",
                         node.pos, help="`return` ends a flow of kind: subflow")
         case SetNode():
-            for name, _ in node.assignments:
+            for name, value in node.assignments:
                 _check_assignable(flow, name, node.field_pos.get(name, node.pos), out)
+                _check_language_value(flow, name, value, node.field_pos.get(name, node.pos), out)
         case BranchNode():
             for index, case in enumerate(node.when):
                 var = case.condition.var
@@ -434,6 +449,12 @@ def _check_dtmf_keys(options: tuple[DtmfOption, ...], where: str, out: _Out) -> 
 
 
 def _check_collect(flow: Flow, node: CollectNode, out: _Out) -> None:
+    if node.hotkeys:
+        for hot in flow.hotkeys:
+            if hot.key.isdigit():
+                out.add("W205", f"hotkey '{hot.key}' takes the first key of collect '{node.id}': "
+                                f"an entry starting with {hot.key} goes to the hotkey instead",
+                        node.pos, help="set `hotkeys: false` on this collect")
     if node.into is not None:
         _check_assignable(flow, node.into, node.pos_of("into"), out)
     for name, value in (("min_digits", node.min_digits), ("max_digits", node.max_digits)):
@@ -459,6 +480,8 @@ def _check_collect(flow: Flow, node: CollectNode, out: _Out) -> None:
 
 def _check_http(node: HttpNode, out: _Out) -> None:
     if node.timeout is None:
+        if "timeout" in node.field_pos:
+            return  # written but unreadable: E004 already
         out.add("E601", f"http node '{node.id}' has no timeout", node.pos,
                 help="add `timeout: 2s` (a caller hears silence while we wait)")
         return
@@ -727,6 +750,18 @@ def _check_prompts(fs: FlowSet, flow: Flow, out: _Out, wav_cache: dict[Path, str
                                              f"e.g. {'en-us' if lang.startswith('en') else lang})")
                         case SayAs() | Silence():
                             pass
+    for node in flow.nodes.values():
+        # Built-in texts the interpreter speaks with the language's voice.
+        builtin = (isinstance(node, SafeHarborNode) and node.prompt is None) or \
+            (isinstance(node, CallbackNode) and node.confirm_number)
+        for lang in flow.languages if builtin else ():
+            if lang not in voices and lang not in missing_voice_reported:
+                missing_voice_reported.add(lang)
+                out.add("E303", f"'{lang}' has no TTS voice, but {node.type} '{node.id}' speaks a "
+                                f"built-in text", node.pos,
+                        help=f"add defaults.tts.voice.{lang}"
+                             + (" or give the node a prompt" if isinstance(node, SafeHarborNode)
+                                else ""))
     for (code, pos, name, why), langs in missing.items():
         shown = ", ".join(f"prompts/{lang}/{name}.wav" for lang in langs)
         if code == "E301-variant":
@@ -810,7 +845,8 @@ def _check_outbound(flow: Flow, out: _Out) -> None:
     for node in flow.nodes.values():
         if not isinstance(node, QueueNode) or node.id not in reached:
             continue
-        if node.max_wait is None or node.max_wait > CONNECT_LIMIT:
+        if (node.max_wait is None and "max_wait" not in node.field_pos) or \
+                (node.max_wait is not None and node.max_wait > CONNECT_LIMIT):
             shown = "no max_wait" if node.max_wait is None else f"max_wait {node.max_wait:g}s"
             out.add("E702", f"outbound flow: agent connect node '{node.id}' has {shown}; a called "
                             f"person must reach an agent within {CONNECT_LIMIT:g}s or hear the safe "

@@ -27,9 +27,8 @@ class RingingProbe:
         model = self.inner.model
         if self.truth is not None and model.dials >= self.inner.warmup_dials:
             flight = len(snap.ringing_ages) + snap.calls_in_amd
-            weights: list[float] = []
-            model.live_to_come(snap.ringing_ages, snap.calls_in_amd, weights)
-            self.samples.append((snap.now, flight * model.p_live, sum(weights), self.truth()))
+            weighed = sum(r * n for r, n in model.live_groups(snap.ringing_ages, snap.calls_in_amd))
+            self.samples.append((snap.now, flight * model.p_live, weighed, self.truth()))
         return self.inner.decide(snap)
 
     def observe_dial(self, ring_seconds: float, answered: bool, originated_at: float | None = None) -> None:

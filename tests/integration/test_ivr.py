@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -25,6 +25,15 @@ from tests.integration.conftest import TEST_APP, cleanup, new_id
 FLOWS = Path(__file__).parent / "ivr_flows"
 DEADLINE = 60.0  # a call runs several prompts; a loaded 2-core machine renders TTS slowly
 NUMBER = "200"  # routed to the flow `ivrtest` by ivr_flows/_routes.yaml
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {DEADLINE} s waiting for {what}")
 
 
 @dataclass
@@ -84,7 +93,8 @@ async def test_menu_choice_takes_the_option_pressed(ivr: Ivr) -> None:
     assert record.path == ("main", "sales")
     assert record.disposition == "chose_sales"
     assert record.outcome == "hangup"
-    assert record.flow == "ivrtest" and record.flow_version == ivr.library.current.version  # type: ignore[union-attr]
+    assert record.flow == "ivrtest"
+    assert record.flow_version == ivr.library.current.version  # type: ignore[union-attr]
 
 
 async def test_invalid_key_then_a_valid_one_on_the_retry(ivr: Ivr) -> None:
@@ -121,7 +131,8 @@ async def test_voicemail_is_recorded_to_a_file(ivr: Ivr) -> None:
     assert record.disposition == "voicemail"
     assert len(record.recordings) == 1
     local = ivr.recordings_dir / Path(record.recordings[0]).name
-    assert local.exists() and local.stat().st_size > 1000
+    assert local.exists()
+    assert local.stat().st_size > 1000
 
 
 async def test_unrouted_number_is_refused_and_nothing_runs(ivr: Ivr) -> None:
@@ -133,22 +144,21 @@ async def test_unrouted_number_is_refused_and_nothing_runs(ivr: Ivr) -> None:
         await asyncio.sleep(0.2)
     else:
         raise AssertionError("the unrouted call was not hung up")
-    assert not ivr.service.records and not ivr.service.sessions
+    assert not ivr.service.records
+    assert not ivr.service.sessions
 
 
 async def test_hot_reload_keeps_a_call_in_progress_on_its_version(ivr: Ivr) -> None:
     old = ivr.library.current
     assert old is not None
     first = await ivr.call("slow1")
-    deadline = time.monotonic() + DEADLINE
-    while first not in ivr.service.sessions and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    assert first in ivr.service.sessions
+    await until(lambda: first in ivr.service.sessions, "the first call to reach the IVR")
     flow = ivr.flows / "ivrtest.yaml"
     flow.write_text(flow.read_text().replace("disposition: chose_sales",
                                              "disposition: chose_sales_v2"))
     result = await ivr.library.reload_async()
-    assert result.ok and result.changed
+    assert result.ok
+    assert result.changed
     assert ivr.library.status()["draining"] == [{"version": old.version, "calls": 1}]
     second = await ivr.call("menu1")
     old_record = await ivr.ended(first)
@@ -168,4 +178,5 @@ async def test_a_broken_flow_file_keeps_the_last_good_set_serving(ivr: Ivr) -> N
     assert [d.code for d in result.errors] == ["E101"]
     assert ivr.library.current is good
     record = await ivr.ended(await ivr.call("menu1"))
-    assert record.disposition == "chose_sales" and record.flow_version == good.version
+    assert record.disposition == "chose_sales"
+    assert record.flow_version == good.version

@@ -243,9 +243,9 @@ def test_predictive_budget_keeps_a_margin_for_the_next_abandon_in_a_small_window
     pacer = PredictivePacer(0.03, margin_humans=100.0)
     assert pacer.budget(snap(humans=0)) == pytest.approx(0.024)  # 1 / 100: full budget
     assert pacer.budget(snap(humans=100, abandoned=2)) == pytest.approx(0.024 * (0.03 - 0.025) / 0.006)
-    assert pacer.budget(snap(humans=200, abandoned=5)) == 0.0  # 2.5 % + 1/300 is over 3 %
+    assert pacer.budget(snap(humans=180, abandoned=5)) == 0.0  # 2.78 % + 1/280 is over 3 %
     plain = PredictivePacer(0.03, margin_humans=math.inf)
-    assert plain.budget(snap(humans=200, abandoned=5)) > 0.0
+    assert plain.budget(snap(humans=180, abandoned=5)) > 0.0
     assert pacer.budget(snap(humans=100_000, abandoned=2000)) == pytest.approx(0.024, rel=1e-3)
 
 
@@ -303,7 +303,8 @@ def test_a_call_that_has_rung_past_every_answer_counts_for_almost_nothing() -> N
     pacer = train(PredictivePacer(), dials=1000)  # answers after 12 s, no-answers end at 25 s
     pacer.model.advance(LATER)
     weights: list[float] = []
-    pacer.model.live_to_come((0.0, 11.0, 13.0, 20.0), 0, weights)
+    pacer.model.live_to_come((20.0, 0.0, 13.0, 11.0), 0, weights)
+    assert len(pacer.model.live_groups((20.0, 0.0, 13.0, 11.0), 0)) == 4  # by age, youngest first
     assert weights[0] == pytest.approx(pacer.model.p_live, rel=0.05)  # a fresh call: p
     assert weights[1] == pytest.approx(weights[0])  # nothing has ended by 11 s: age tells nothing
     assert weights[2] < 0.1 * weights[0]  # past every answer time seen
@@ -441,6 +442,9 @@ class FixedModel:
 
     def p_free(self, talking: tuple[float, ...], wrapping: tuple[float, ...], horizon: float) -> list[float]:
         return [self.q] * (len(talking) + len(wrapping))
+
+    def live_groups(self, ages: tuple[float, ...], in_amd: int) -> list[tuple[float, int]]:
+        return [(self.p_live, len(ages) + in_amd)]
 
     def live_to_come(self, ages: tuple[float, ...], in_amd: int, out: list[float]) -> None:
         out.extend(self.p_live for _ in range(len(ages) + in_amd))

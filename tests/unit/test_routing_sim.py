@@ -109,3 +109,13 @@ def test_the_command_prints_a_row_per_mode(capsys: pytest.CaptureFixture[str]) -
     assert "unmatched" in out
     assert "grouped" in out
     assert set(MODES) >= {"unmatched", "grouped"}
+
+
+def test_leads_passed_over_by_a_plan_stay_available_in_a_finite_pool() -> None:
+    pool = AttributedLeadPool("sim", "UTC", 10, 0.0, Population(spanish_leads=0.5),
+                              REQUIRED_ONLY, seed_base=1)
+    pool.plan = [ES]
+    assert pool.take(0.0) is not None
+    assert pool.available(0.0) == 9
+    counts = pool.available_by_group(0.0, [EN, ES])
+    assert counts[EN] + counts[ES] == 9

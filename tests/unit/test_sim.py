@@ -257,7 +257,8 @@ def test_policy_names() -> None:
     assert isinstance(pacer.model, Estimator)
     assert (pacer.model.ring_age, pacer.model.wrap_points) == (False, 0)  # the pacer before them
     now = Simulator(small(), parse("predictive"), seed=1).desks[0].engine.pacer
-    assert isinstance(now, PredictivePacer) and isinstance(now.model, Estimator)
+    assert isinstance(now, PredictivePacer)
+    assert isinstance(now.model, Estimator)
     assert now.model.ring_age
     with pytest.raises(ValueError, match="unknown setting"):
         parse("predictive:psychic=1")

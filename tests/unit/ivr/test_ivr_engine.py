@@ -952,3 +952,27 @@ def test_given_a_prompt_about_the_next_opening_then_it_is_computed_from_the_sche
     call = e.FlowRun(fs2, "closed_line", e.CallInfo(call_id="c"))
     out = call.start(parse_at("2026-12-24 13:30", zone="America/New_York"))
     assert [c.text for c in out if isinstance(c, e.Play)] == ["We open Saturday at 09:00. -"]
+
+
+def test_given_a_long_voicemail_then_recording_time_does_not_count_as_ivr_time() -> None:
+    node = m.VoicemailNode(id="vm", type="voicemail", mailbox="support", max_length=900.0, next=T("thanks"))
+    call = Call(flow(node, bye("thanks"), max_ivr_time=60.0))
+    rec = call.of(e.Record)[0]
+    assert call.send(e.TimerFired("ivr_time"), 300) == []  # while recording: ignored
+    out = call.send(e.RecordingDone(rec.recording_id, "vm.wav", 300.0), 1)
+    assert any(isinstance(c, e.StartTimer) and c.key == "ivr_time" and c.seconds == 60.0 for c in out)
+    assert call.path == ["vm", "thanks"]
+
+
+def test_given_a_hangup_node_with_disposition_dnc_then_the_caller_is_added_to_dnc() -> None:
+    node = m.HangupNode(id="opt_out", type="hangup", disposition="dnc")
+    call = Call(flow(menu("main", options=opts(k9="opt_out")), node, bye("operator")))
+    out = call.digits("9")
+    assert e.AddDnc("+15551230000", "disposition dnc") in out
+    assert call.path == ["main", "opt_out"]
+
+
+def test_given_a_hangup_node_with_another_disposition_then_nothing_goes_to_dnc() -> None:
+    call = Call(basic())
+    out = call.digits("1")
+    assert not [c for c in out if isinstance(c, e.AddDnc)]

@@ -266,3 +266,35 @@ def test_positions_are_one_based_file_line_col() -> None:
     assert key.pos == Pos("f.yaml", 2, 3)
     assert isinstance(value, YScalar)
     assert value.pos == Pos("f.yaml", 2, 6)
+
+
+def test_the_version_changes_with_any_flow_file_or_recording(tmp_path: Path) -> None:
+    write(tmp_path, "v.yaml", MINIMAL.format(name="v"))
+    first, _ = load_files(tmp_path)
+    again, _ = load_files(tmp_path)
+    assert first.version == again.version
+    (tmp_path / "prompts" / "en").mkdir(parents=True)
+    (tmp_path / "prompts" / "en" / "hi.wav").write_bytes(b"RIFF")
+    with_recording, _ = load_files(tmp_path)
+    assert with_recording.version != first.version
+    write(tmp_path, "v.yaml", MINIMAL.format(name="v") + "  # a comment\n")
+    edited, _ = load_files(tmp_path)
+    assert edited.version not in (first.version, with_recording.version)
+
+
+def test_unquoted_hash_and_star_are_caught_in_every_dtmf_block_but_comments_are_not() -> None:
+    text = """\
+hotkeys:
+  # press 0 for the operator: a real comment
+  #: operator
+nodes:
+  q:
+    exit_keys:
+      *: leave
+    options:
+      "#": ok
+      # note: fine
+"""
+    _, diags = parse_yaml(text, "f.yaml")
+    assert [(d.code, d.pos.line, d.pos.col) for d in diags] == [("E006", 3, 3), ("E006", 7, 7)]
+    assert diags[0].help == 'quote DTMF keys: "#": operator'

@@ -280,3 +280,36 @@ def test_the_example_campaign_names_its_flow_and_window() -> None:
         "phonebank_outbound", "predictive", 20.0)
     assert campaign.seller == "Citizens for Parks"
     assert campaign.calling_window == "phonebank_window"
+
+
+def test_a_digit_hotkey_over_a_collect_is_a_warning_unless_turned_off(tmp_path: Path) -> None:
+    head = HEAD.replace("start: hello", 'variables: {{code: {{type: digits}}}}\nhotkeys: {{"0": bye}}\n'
+                                        "start: hello")
+    nodes = """\
+  hello:
+    type: collect
+    prompt: "tts:Your code?"
+    into: vars.code
+    max_digits: 4
+    next: bye
+    on_max_attempts: bye
+  bye:
+    type: hangup
+"""
+    directory = flow_dir(tmp_path, "code", nodes, head=head)
+    assert codes(load_flowset(directory)[1]) == [("W205", 10)]
+    quiet = nodes.replace("    max_digits: 4\n", "    max_digits: 4\n    hotkeys: false\n")
+    flow_dir(tmp_path, "code", quiet, head=head)
+    assert codes(load_flowset(directory)[1]) == []
+
+
+def test_a_built_in_safe_harbor_text_needs_a_voice_for_each_language(tmp_path: Path) -> None:
+    head = HEAD.replace("languages: [en]", "languages: [en, fr]")
+    directory = flow_dir(tmp_path, "builtin", """\
+  hello:
+    type: safe_harbor
+    seller: Acme
+    callback_number: "+15550100"
+    opt_out_key: "9"
+""", kind="outbound", head=head)
+    assert [(d.code, d.pos.line) for d in load_flowset(directory)[1]] == [("E303", 8)]
