@@ -73,6 +73,9 @@ READ: Final = Rule(frozenset({A, S}))  # supervisors read everything
 SUPERVISE: Final = Rule(frozenset({A, S}))
 AGENT_SELF: Final = Rule(frozenset({A, G}), Scope.OWN_AGENT)
 AGENT_READ: Final = Rule(frozenset({A, S, G}), Scope.OWN_AGENT)
+#: Callback requests from other channels (`dialer.intake`): a web form's backend holds an
+#: intake token, which may do this and nothing else.
+INTAKE: Final = Rule(frozenset({A, S, Role.INTAKE}))
 
 #: Routes anyone may call: probes, Prometheus' scrape and the API's own description; the
 #: console's pages (they hold no data) and its feeds, whose first WebSocket message carries the
@@ -111,6 +114,7 @@ RULES: Final[dict[tuple[str, str], Rule]] = {
     ("GET", "/ivr/flows"): READ,
     ("POST", "/ivr/flows/reload"): ADMIN,
     ("GET", "/ivr/calls"): READ,
+    ("POST", "/callbacks"): INTAKE,
 }
 
 

@@ -15,6 +15,8 @@ Environment variables override the file (handy for containers and CI secrets):
     DIALER_API_TOKENS      the HTTP API's bearer tokens, `name:role:token,...` (replaces
                            api.tokens); role is admin, supervisor, agent, or agent=AGENT_ID
                            for an agent's token that may only act as that agent
+    DIALER_WEBHOOK_SECRET_<NAME>  the signing secret of the webhook named NAME (upper case,
+                           other characters than A-Z 0-9 as `_`), instead of webhooks[].secret
     DIALER_CACHE_DIR       where the testbed keeps its Asterisk root
     DIALER_STATE_DIR       where the testbed keeps pid files, logs and Redis data
 """
@@ -32,6 +34,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from dialer.core.callbacks import SKILL, TOPIC, CallbackRules, CallbackTopic
+from dialer.core.specs import CAMPAIGN_ID
 from dialer.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = Path("dialer.yaml")
@@ -120,6 +124,9 @@ class Role(StrEnum):
     ADMIN = "admin"  # everything
     SUPERVISOR = "supervisor"  # read everything, start/pause campaigns, DNC add and check
     AGENT = "agent"  # an agent's own actions and the lead of their current call
+    # Callback requests only (POST /callbacks): the token a web form's, a chat's or a social
+    # page's backend holds; it can read nothing and change nothing else.
+    INTAKE = "intake"
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +171,23 @@ class IvrConfig:
         return self.asterisk_root / self.media_dir.lstrip("/")
 
 
+#: Events a webhook may subscribe to (`dialer.webhooks`).
+WEBHOOK_EVENTS = ("attempt.ended",)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    """One receiver of signed webhooks (`dialer.webhooks`): where, the signing secret, which
+    events, the timeout of one try and how many tries a delivery gets before it is dropped."""
+
+    name: str
+    url: str
+    secret: Secret
+    events: tuple[str, ...] = WEBHOOK_EVENTS
+    timeout: float = 5.0
+    max_tries: int = 6
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     ari: AriConfig
@@ -174,6 +198,8 @@ class Config:
     source: str = "<defaults>"
     api: ApiConfig = ApiConfig()
     ivr: IvrConfig = IvrConfig()
+    callbacks: CallbackRules = field(default_factory=CallbackRules)
+    webhooks: tuple[WebhookConfig, ...] = ()
 
 
 _APP_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -260,7 +286,7 @@ def load_config(
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: the top level must be a mapping")
     unknown = sorted(set(data) - {"ari", "redis", "server", "asterisk", "testbed", "api",
-                                       "ivr"},
+                                       "ivr", "callbacks", "webhooks"},
                      key=str)
     if unknown:
         raise ConfigError(f"{source}: unknown section '{unknown[0]}'")
@@ -340,8 +366,109 @@ def load_config(
     )
     api = _api_config(source, r, env)
     ivr = _ivr_config(source, path, r, env, testbed)
+    callbacks = _callbacks_config(source, r)
+    webhooks = _webhooks_config(source, data.get("webhooks"), env)
     return Config(ari=ari, redis=redis, server=server, asterisk=asterisk, testbed=testbed,
-                  source=source, api=api, ivr=ivr)
+                  source=source, api=api, ivr=ivr, callbacks=callbacks, webhooks=webhooks)
+
+
+def _callbacks_config(source: str, r: _Reader) -> CallbackRules:
+    """`callbacks.topics` (topic -> {campaign, skill}), `callbacks.grace` (seconds a preferred
+    time may lie in the past) and `callbacks.horizon_days` (how far ahead it may lie)."""
+    cb_s = r.section("callbacks", {"topics", "grace", "horizon_days"})
+    raw = cb_s.get("topics") or {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: 'callbacks.topics' must be a mapping topic -> "
+                          "{campaign, skill}")
+    topics: dict[str, CallbackTopic] = {}
+    for name, item in raw.items():
+        where = f"{source}: 'callbacks.topics.{name}'"
+        if not isinstance(name, str) or not TOPIC.match(name):
+            raise ConfigError(f"{where}: a topic name must match {TOPIC.pattern}")
+        if not isinstance(item, Mapping) or set(item) != {"campaign", "skill"}:
+            raise ConfigError(f"{where}: must be {{campaign: <campaign id>, skill: <skill>}}")
+        campaign, skill = item["campaign"], item["skill"]
+        if not isinstance(campaign, str) or not CAMPAIGN_ID.match(campaign):
+            raise ConfigError(f"{where}.campaign: must be a campaign id ({CAMPAIGN_ID.pattern})")
+        if not isinstance(skill, str) or not SKILL.match(skill):
+            raise ConfigError(f"{where}.skill: must be a skill name ({SKILL.pattern})")
+        topics[name] = CallbackTopic(campaign=campaign, skill=skill)
+    grace = cb_s.get("grace", 300)
+    if isinstance(grace, bool) or not isinstance(grace, int | float) or not 0 <= grace <= 3600:
+        raise ConfigError(f"{source}: 'callbacks.grace' must be 0-3600 seconds")
+    horizon = cb_s.get("horizon_days", 30)
+    if isinstance(horizon, bool) or not isinstance(horizon, int | float) \
+            or not 0 < horizon <= 366:
+        raise ConfigError(f"{source}: 'callbacks.horizon_days' must be a number of days, "
+                          "above 0 and at most 366")
+    return CallbackRules(topics=topics, grace=float(grace), horizon=float(horizon) * 86400)
+
+
+_WEBHOOK_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_WEBHOOK_KEYS = {"name", "url", "secret", "events", "timeout", "max_tries"}
+
+
+def webhook_secret_variable(name: str) -> str:
+    """The environment variable that holds webhook `name`'s secret."""
+    return "DIALER_WEBHOOK_SECRET_" + re.sub(r"[^A-Z0-9]", "_", name.upper())
+
+
+def _webhooks_config(source: str, raw: Any, env: Mapping[str, str]) -> tuple[WebhookConfig, ...]:
+    """`webhooks`: a list of {name, url, secret, events, timeout, max_tries}; each secret may
+    come from DIALER_WEBHOOK_SECRET_<NAME> instead (which wins)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError(f"{source}: 'webhooks' must be a list of {{name, url, secret, events}}")
+    hooks: list[WebhookConfig] = []
+    for i, item in enumerate(raw):
+        where = f"{source}: 'webhooks[{i}]'"
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"{where}: must be a mapping {{name, url, secret, events}}")
+        unknown = sorted(set(item) - _WEBHOOK_KEYS, key=str)
+        if unknown:
+            raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: "
+                              f"{', '.join(sorted(_WEBHOOK_KEYS))})")
+        name = item.get("name")
+        if not isinstance(name, str) or not _WEBHOOK_NAME.match(name):
+            raise ConfigError(f"{where}: 'name' must match {_WEBHOOK_NAME.pattern} (it names "
+                              "the hook in logs and in DIALER_WEBHOOK_SECRET_<NAME>)")
+        where = f"{where} ({name})"
+        variable = webhook_secret_variable(name)
+        if any(webhook_secret_variable(h.name) == variable for h in hooks):
+            raise ConfigError(f"{where}: another webhook has the same name (or one that "
+                              f"reads the same {variable})")
+        url = item.get("url")
+        parts = urlsplit(url) if isinstance(url, str) else None
+        try:
+            port_ok = parts is not None and (parts.port or 1) > 0
+        except ValueError:
+            port_ok = False
+        if parts is None or parts.scheme not in ("https", "http") or not parts.hostname \
+                or not port_ok:
+            raise ConfigError(f"{where}: 'url' must be an http(s) URL such as "
+                              "https://crm.example.com/hooks/dialer")
+        assert isinstance(url, str)
+        secret = env.get(variable) or item.get("secret")
+        if not isinstance(secret, str) or not 16 <= len(secret) <= 512:
+            # The value is a secret: the message names the rule, never the value.
+            raise ConfigError(f"{where}: 'secret' must be 16-512 characters (set it in the "
+                              f"file or in {variable})")
+        events = item.get("events", list(WEBHOOK_EVENTS))
+        if not isinstance(events, list) or not events \
+                or any(e not in WEBHOOK_EVENTS for e in events):
+            raise ConfigError(f"{where}: 'events' must be a list of: {', '.join(WEBHOOK_EVENTS)}")
+        timeout = item.get("timeout", 5.0)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) \
+                or not 0 < timeout <= 60:
+            raise ConfigError(f"{where}: 'timeout' must be above 0 and at most 60 seconds")
+        tries = item.get("max_tries", 6)
+        if isinstance(tries, bool) or not isinstance(tries, int) or not 1 <= tries <= 20:
+            raise ConfigError(f"{where}: 'max_tries' must be an integer 1-20")
+        hooks.append(WebhookConfig(name=name, url=url, secret=Secret(secret),
+                                   events=tuple(dict.fromkeys(events)), timeout=float(timeout),
+                                   max_tries=tries))
+    return tuple(hooks)
 
 
 def _ivr_config(source: str, path: Path, r: _Reader, env: Mapping[str, str],

@@ -348,6 +348,13 @@ class Metrics:
             "Errors in the flow files on disk at the last reload (0: the files on disk are live)",
             registry=r,
         )
+        self.webhook_deliveries = Counter(
+            "dialer_webhook_deliveries_total",
+            "Webhook deliveries and tries by result: delivered, retried (a try failed, another "
+            "follows), failed (gave up), rejected (a 4xx: not retried), dropped (queue full or "
+            "shut down)",
+            ["result"], registry=r,
+        )
         self.live = LiveCollector()
         r.register(self.live)
 

@@ -223,22 +223,53 @@ def _ivr_schemas() -> Json:
             disposition=STRING, path=strings,
             vars={"type": "object", "additionalProperties": STRING}, recordings=strings,
             agent=nullable(STRING))}),
+        "CallbackRequest": {
+            **obj(["number", "topic"],
+                  number={"type": "string", "minLength": 1, "maxLength": 64,
+                          "pattern": r"\S", "example": "+12125550123",
+                          "description": "E.164, or national in `region` (default: the "
+                                         "topic's campaign's default_region)"},
+                  topic={"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"\S",
+                         "example": "billing",
+                         "description": "one of the configured topics (callbacks.topics), "
+                                        "case-insensitive"},
+                  preferred_time={"type": "string", "format": "date-time",
+                                  "example": "2026-12-01T15:30:00+01:00",
+                                  "description": "ISO 8601 with a UTC offset; default: now. "
+                                                 "Not in the past (a few minutes' grace), not "
+                                                 "beyond callbacks.horizon_days (30)"},
+                  name={"type": "string", "maxLength": 256, "example": "Ann Lee"},
+                  notes={"type": "string", "maxLength": 256,
+                         "example": "question about the December invoice"},
+                  region={"type": "string", "pattern": "^[A-Za-z]{2}$", "example": "US"},
+                  channel={"type": "string", "pattern": r"^[A-Za-z0-9_.-]{1,32}$",
+                           "example": "web", "description": "where the request came from"}),
+            "description": "What the customer asked for on a web form, chat or social page."},
+        "CallbackCreated": obj(
+            ["lead_id", "campaign", "topic", "skill", "phone", "next_at"],
+            lead_id=STRING, campaign=STRING, topic=STRING, skill=STRING,
+            phone={**STRING, "description": "E.164"},
+            next_at={**POSIX, "description": "not dialed before this time (POSIX seconds)"}),
     }
 
 
 ERRORS: dict[str, str] = {
     "400": "Malformed request (`malformed_body`, `missing_field`, `bad_query`, `bad_number`, "
-           "`bad_reason`, `bad_disposition`, `bad_callback`, `bad_campaign`)",
+           "`bad_reason`, `bad_disposition`, `bad_callback`, `bad_campaign`, `bad_field`, "
+           "`unknown_field`)",
     "401": "No token, a malformed `Authorization` header or an unknown token (`unauthorized`)",
     "403": "The token's role may not do this (`forbidden`)",
     "404": "No such campaign, lead or agent (`unknown_campaign`, `unknown_lead`, "
            "`unknown_agent`)",
     "409": "Conflicts with the current state (`campaign_exists`, `campaign_stopped`, "
-           "`agent_not_logged_in`, `agent_state`, `no_call`, `conflict`)",
+           "`agent_not_logged_in`, `agent_state`, `no_call`, `conflict`, `dnc`, "
+           "`campaign_missing`)",
     "413": "Request body too large (`too_large`)",
     "415": "Unsupported media type or charset (`unsupported_media_type`, "
            "`unsupported_charset`)",
-    "422": "Well-formed but invalid (`invalid_campaign`)",
+    "422": "Well-formed but invalid (`invalid_campaign`, `unknown_topic`, `bad_number`, "
+           "`bad_region`, `bad_preferred_time`, `preferred_time_past`, "
+           "`preferred_time_too_far`)",
 }
 
 
@@ -433,6 +464,18 @@ def _operations() -> dict[tuple[str, str], Json]:
         ("GET", "/ivr/calls"): {
             "summary": "The most recent IVR calls: flow, version, node path, outcome",
             "responses": ok("IvrCalls")},
+        ("POST", "/callbacks"): {
+            "summary": "A customer asks to be called back (web form, chat, social page)",
+            "description": "Creates a high-priority lead in the topic's campaign, tagged with "
+                           "the topic's skill (attributes topic, skill, source=callback-request, "
+                           "name, notes, channel, requested_by), dialed from the preferred time "
+                           "on (within the campaign's calling window). A form posts through its "
+                           "own backend, which holds an `intake` token. 422 `unknown_topic` "
+                           "lists the known topics; 409 `dnc` when the number is on a "
+                           "do-not-call list. Nothing is stored on any error.",
+            "requestBody": json_body("CallbackRequest"),
+            "responses": {**ok("CallbackCreated", "Created: the callback lead", "201"),
+                          **_error_refs(*body_errors, "409", "422")}},
         **console_operations(),
         ("GET", "/health"): {
             "summary": "Liveness: the process answers", "responses": ok("Health")},
@@ -491,7 +534,8 @@ def _document(max_body: int, max_object_body: int) -> Json:
                 "Authentication: `Authorization: Bearer <token>`; tokens and their roles are "
                 "configured in `api.tokens` or `DIALER_API_TOKENS`. Roles: admin (everything), "
                 "supervisor (read everything, start and pause campaigns, DNC add and check), "
-                "agent (their own agent actions, the lead of their current call). Each "
+                "agent (their own agent actions, the lead of their current call), intake "
+                "(callback requests only: a web form's or chat's backend). Each "
                 "operation lists its roles in `x-roles`.\n\n"
                 "Errors are `{\"error\": {\"code\", \"message\"}}`: `code` is stable, "
                 "`message` is for people. A refused request changes nothing.\n\n"

@@ -176,6 +176,8 @@ class CampaignRunner:
         # Batches of records (and the commands that wait for them) for the writer task.
         self._outbox: asyncio.Queue[tuple[_Writes, list[Command]]] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
+        # Told of each attempt once it has ended and is on record (webhooks); must not block.
+        self.on_attempt_ended: list[Callable[[Attempt], None]] = []
 
     # ------------------------------------------------------------------------ lifecycle
     async def start(self, running: bool) -> None:
@@ -328,7 +330,18 @@ class CampaignRunner:
             return False
         for reason in refused:
             log.warning("campaign %s: %s", self.spec.id, reason)
+        for attempt in writes.attempts.values():
+            if attempt.ended_at is not None:
+                self._attempt_ended(attempt)
         return True
+
+    def _attempt_ended(self, attempt: Attempt) -> None:
+        for listener in self.on_attempt_ended:
+            try:
+                listener(attempt)
+            except Exception:  # a listener's bug must not stop the records
+                log.exception("campaign %s: attempt %s: listener failed", self.spec.id,
+                              attempt.id)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.ensure_future(coro)
@@ -608,7 +621,9 @@ class CampaignRunner:
                 result = AttemptResult.HUNG_UP_EARLY
             else:
                 result = AttemptResult.FAILED
-            await self.store.save_attempt(replace(attempt, ended_at=now, result=result))
+            ended = replace(attempt, ended_at=now, result=result)
+            await self.store.save_attempt(ended)
+            self._attempt_ended(ended)
             self.metrics.call_ended(result)
             lead = await self.store.get_lead(attempt.lead_id)
             if lead is not None:
@@ -649,6 +664,8 @@ class Dialer:
         self.metrics = metrics
         self._event_lag = metrics.ari_event_lag
         self.runners: dict[str, CampaignRunner] = {}
+        # Shared with every runner (`CampaignRunner.on_attempt_ended`): webhooks listen here.
+        self.on_attempt_ended: list[Callable[[Attempt], None]] = []
         self._unlisten = ari.listen(self._route)
 
     def _route(self, item: AriItem) -> None:
@@ -675,6 +692,7 @@ class Dialer:
         runner = self.runners.get(campaign_id)
         if runner is None:
             runner = CampaignRunner(spec, self.ari, self.store, self.clock, self.metrics)
+            runner.on_attempt_ended = self.on_attempt_ended
             self.runners[campaign_id] = runner
             await runner.start(running=True)
         else:

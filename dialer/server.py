@@ -26,6 +26,7 @@ from dialer.auth import auth_middleware
 from dialer.config import Config
 from dialer.console.http import Console
 from dialer.errors import DialerError
+from dialer.intake import IntakeApi
 from dialer.ivr.hooks import DialerHooks
 from dialer.ivr.http import IvrApi
 from dialer.ivr.library import FlowLibrary
@@ -34,6 +35,7 @@ from dialer.ivr.tts import TtsCache
 from dialer.metrics import METRICS
 from dialer.runner import Dialer
 from dialer.store.redis_store import RedisStore
+from dialer.webhooks.delivery import WebhookDispatcher
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ class Server:
         self.ivr: IvrService | None = None
         self._watch: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
+        self.webhooks: WebhookDispatcher | None = None
 
     async def __aenter__(self) -> Server:
         try:
@@ -83,6 +86,11 @@ class Server:
         self.store = RedisStore(self.redis)
         await self.ari.start()
         self.dialer = Dialer(self.ari, self.store, self.clock)
+        # Before resuming: attempts closed by the restart recovery are delivered too.
+        self.webhooks = WebhookDispatcher(self.config.webhooks,
+                                          self.dialer.metrics.webhook_deliveries, self.clock)
+        await self.webhooks.start()
+        self.dialer.on_attempt_ended.append(self.webhooks.attempt_ended)
         resumed = await self.dialer.resume_all()
         if resumed:
             log.warning("resumed campaigns after a restart: %s", ", ".join(resumed))
@@ -94,6 +102,7 @@ class Server:
             errors_middleware, auth_middleware(self.config.api, api.agent_on_lead)])
         api.routes(app)
         IvrApi(self.flows, self.ivr).routes(app)
+        IntakeApi(self.store, self.config.callbacks, self.clock).routes(app)
         Console(self.dialer, self.config.api, self.clock, ivr=self.ivr).routes(app)
         app.router.add_get("/health", self._health)
         app.router.add_get("/ready", self._ready)
@@ -147,6 +156,9 @@ class Server:
         if self.dialer is not None:
             await self.dialer.close()
             self.dialer = None
+        if self.webhooks is not None:  # after the runners: their last records go out too
+            await self.webhooks.close()
+            self.webhooks = None
         await self.ari.close()
         if self.redis is not None:
             await self.redis.aclose()

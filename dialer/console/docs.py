@@ -20,13 +20,13 @@ FEED_TEXT = (
     f'`{{"token": "<bearer token>"}}` within {HELLO_TIMEOUT:g} s (browsers cannot send an '
     "Authorization header on a WebSocket; a token in the URL would be logged). The token is "
     "checked with the same roles as the API. Messages are JSON objects with `type` and the "
-    "server time `now`: first `welcome`, then {messages}. Close codes: " + CLOSES + ".")
+    "server time `now`: first `welcome`, then MESSAGES. Close codes: " + CLOSES + ".")
 
 
 def _feed(summary: str, messages: str, roles: str, parameters: list[Json]) -> Json:
     op: Json = {
         "summary": summary,
-        "description": FEED_TEXT.format(messages=messages) + f" Who may watch: {roles}.",
+        "description": FEED_TEXT.replace("MESSAGES", messages) + f" Who may watch: {roles}.",
         "responses": {
             "101": {"description": "Switching Protocols: the feed"},
             "404": NOT_FOUND,

@@ -23,6 +23,7 @@ STATIC: Final = Path(__file__).with_name("static")
 TYPES: Final = {".js": "text/javascript", ".css": "text/css"}
 #: The files under /console/static/ (nothing else is served from the folder).
 ASSETS: Final = ("common.js", "console.js", "console.css", "wallboard.js")
+LABELS: Final = {"dnc": "Do not call"}  # a code whose words are not its spelled-out name
 PAUSE_REASONS: Final = ("break", "lunch", "meeting", "training", "coaching", "personal")
 #: Same-origin only; no inline script (the settings block is JSON data, never executed).
 CSP: Final = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
@@ -37,8 +38,8 @@ def dispositions() -> list[dict[str, str]]:
     `callback` has its own form (it needs a time)."""
     keyed = {code: key for key, code in PHONE_CODES.items()}
     codes = sorted(DISPOSITIONS - {"callback"}, key=lambda c: (keyed.get(c, "~"), c))
-    return [{"code": c, "label": c.replace("_", " ").capitalize(), "key": keyed.get(c, "")}
-            for c in codes]
+    return [{"code": c, "label": LABELS.get(c, c.replace("_", " ").capitalize()),
+             "key": keyed.get(c, "")} for c in codes]
 
 
 def page_config() -> dict[str, object]:

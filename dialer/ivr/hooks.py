@@ -10,22 +10,18 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Protocol
 
-from dialer.core.leads import parse_leads_json
+from dialer.core.callbacks import callback_lead
 from dialer.errors import DialerError
 from dialer.ivr import engine as e
 from dialer.ivr.runtime import CallSession, IvrCallRecord
 from dialer.store.base import Store
 
 log = logging.getLogger(__name__)
-
-CALLBACK_PRIORITY = 1000  # ahead of ordinary leads
 
 
 class AgentDesk(Protocol):
@@ -60,16 +56,12 @@ class DialerHooks:
         if await self.store.get_campaign(campaign) is None:
             raise DialerError(f"no campaign '{campaign}' takes IVR callbacks "
                               "(create it, or set ivr.callback_campaign)")
-        row = {"phone": command.number, "priority": str(CALLBACK_PRIORITY),
-               "source": "ivr-callback", "queue": command.queue or "",
-               "ivr_call": command.call_id, "ivr_flow": command.flow}
-        report = parse_leads_json(json.dumps([row]), campaign_id=campaign,
-                                  default_region=self.default_region,
-                                  id_prefix=f"{campaign}:cb-{uuid.uuid4().hex[:8]}-")
-        if report.errors or not report.leads:
-            reason = report.errors[0].reason if report.errors else "no lead"
-            raise DialerError(f"cannot call back {command.number!r}: {reason}")
-        lead = replace(report.leads[0], next_at=command.earliest.timestamp())
+        # The same lead as a callback request from another channel (dialer.core.callbacks).
+        lead = callback_lead(command.number, campaign=campaign, region=self.default_region,
+                             earliest=command.earliest.timestamp(),
+                             key=f"cb-{uuid.uuid4().hex[:8]}",
+                             attributes={"source": "ivr-callback", "queue": command.queue or "",
+                                         "ivr_call": command.call_id, "ivr_flow": command.flow})
         added, _ = await self.store.add_leads(campaign, [lead])
         if not added:
             raise DialerError(f"{lead.phone} already has a pending call in '{campaign}'")

@@ -77,6 +77,9 @@ REQUESTS: dict[tuple[str, str], tuple[str, str | None, Any]] = {
     ("POST", "/agents/{aid}/disposition"): ("/agents/agent-1001/disposition",
                                             "application/json", {"disposition": "sale"}),
     ("GET", "/agents/{aid}"): ("/agents/agent-1001", None, None),
+    ("GET", "/agents/{aid}/preview"): ("/agents/agent-1001/preview", None, None),
+    ("POST", "/agents/{aid}/preview/dial"): ("/agents/agent-1001/preview/dial", None, None),
+    ("POST", "/agents/{aid}/preview/skip"): ("/agents/agent-1001/preview/skip", None, None),
     ("POST", "/dnc"): ("/dnc", "application/json", {"numbers": ["+12125550009"]}),
     ("POST", "/dnc/import"): ("/dnc/import", "text/plain", "+12125550009\n"),
     ("GET", "/dnc/{number}"): ("/dnc/+12125550009", None, None),
@@ -242,12 +245,22 @@ async def test_an_unknown_path_is_a_401_without_a_token_and_a_404_with_one(api: 
     error_of(status, body, 404, "not_found")
 
 
+# Public routes with a path parameter, or whose plain GET is not a 200: the console's feeds
+# want a WebSocket upgrade (426 without one; their token comes in the first message).
+PUBLIC_REQUESTS: dict[tuple[str, str], tuple[str, int]] = {
+    ("GET", "/console/static/{name}"): ("/console/static/console.js", 200),
+    ("GET", "/ws/agent/{aid}"): ("/ws/agent/agent-1001", 426),
+    ("GET", "/ws/supervisor"): ("/ws/supervisor", 426),
+}
+
+
 @pytest.mark.parametrize(("method", "path"), sorted(PUBLIC))
 async def test_health_readiness_metrics_and_the_document_need_no_token(
     api: Api, method: str, path: str
 ) -> None:
-    async with api.session.request(method, api.base + path) as resp:
-        assert resp.status == 200, await resp.text()
+    url, status = PUBLIC_REQUESTS.get((method, path), (path, 200))
+    async with api.session.request(method, api.base + url) as resp:
+        assert resp.status == status, await resp.text()
 
 
 async def test_a_server_with_no_tokens_configured_refuses_everything_but_the_public_routes(
@@ -293,7 +306,8 @@ async def test_an_agent_gets_a_403_on_campaign_lead_list_and_dnc_routes_and_chan
     assert not server.dialer.runners
 
 
-@pytest.mark.parametrize("action", ["login", "ready", "pause", "logout", "disposition", ""])
+@pytest.mark.parametrize("action", ["login", "ready", "pause", "logout", "disposition", "",
+                                    "preview/dial", "preview/skip"])
 async def test_an_agent_token_bound_to_an_agent_cannot_act_as_another(
     api: Api, db: aioredis.Redis, action: str
 ) -> None:

@@ -4,13 +4,16 @@ settings, and the publisher's fan-out and back-pressure."""
 from __future__ import annotations
 
 import pytest
+from openapi_spec_validator import validate
 
+from dialer.auth import PUBLIC
 from dialer.config import ApiToken, Role, Secret
 from dialer.console.access import Close, Feed, Refusal, authorize, parse_hello
 from dialer.console.feed import Snapshot, agent_welcome
 from dialer.console.pages import ASSETS, STATIC, Pages, dispositions, render
 from dialer.console.ws import MAX_QUEUED, Publisher
 from dialer.core.campaign import DISPOSITIONS
+from dialer.openapi import openapi_document
 
 
 def token(role: Role, agent: str | None = None) -> ApiToken:
@@ -98,3 +101,17 @@ async def test_a_subscriber_that_falls_too_far_behind_is_flagged() -> None:
         sub.put([{"type": "filler"}])
     assert sub.overflowed.is_set()
     assert sub.queue.full()
+
+
+def test_the_console_routes_are_public_and_documented_in_a_valid_openapi_document() -> None:
+    doc = openapi_document(1024, 1024)
+    validate(doc)
+    for path in ("/console", "/wallboard", "/console/static/{name}", "/ws/agent/{aid}",
+                 "/ws/supervisor"):
+        op = doc["paths"][path]["get"]
+        assert ("GET", path) in PUBLIC
+        assert op["security"] == []
+    feed = doc["paths"]["/ws/agent/{aid}"]["get"]
+    assert '{"token": "<bearer token>"}' in feed["description"]
+    assert "4403 forbidden" in feed["description"]
+    assert "426" in feed["responses"]

@@ -65,7 +65,7 @@ const Dialer = (() => {
       socket.onmessage = (event) => {
         const msg = JSON.parse(event.data);
         if (typeof msg.now === "number") clockSkew = msg.now * 1000 - Date.now();
-        if (msg.type === "welcome") { retry = 1000; onStatus("live", true); }
+        if (msg.type === "welcome") { retry = 1000; showError(""); onStatus("live", true); }
         onMessage(msg);
       };
       socket.onclose = (event) => {

@@ -95,7 +95,7 @@
       $("call-name").textContent = call.name || "Customer";
       $("call-stage").textContent = call.ended ? "ended" : call.stage;
       $("call-phone").textContent = call.phone;
-      $("call-lead").textContent = call.lead_id;
+      $("call-campaign").textContent = call.campaign; // not the lead id: it holds the number
       $("call-ended").hidden = !call.ended;
       fillTable($("call-attrs"), call.attributes);
       fillTable($("call-ivr"), call.ivr);
@@ -129,6 +129,7 @@
 
   // --------------------------------------------------------------------- the actions
   $("token").addEventListener("change", () => {
+    if (subscription && $("token").value.trim() === stored("token")) return; // same token
     remember();
     if (subscription) { subscription.feed.close(); subscription = null; }
     connect();
