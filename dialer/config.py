@@ -14,7 +14,8 @@ Environment variables override the file (handy for containers and CI secrets):
     DIALER_SIP_BIND        address Asterisk's SIP transport binds (rendered into pjsip.conf)
     DIALER_API_TOKENS      the HTTP API's bearer tokens, `name:role:token,...` (replaces
                            api.tokens); role is admin, supervisor, agent, or agent=AGENT_ID
-                           for an agent's token that may only act as that agent
+                           for an agent's token that may only act as that agent, or intake
+                           (callback requests only: a web form's or chat's backend)
     DIALER_WEBHOOK_SECRET_<NAME>  the signing secret of the webhook named NAME (upper case,
                            other characters than A-Z 0-9 as `_`), instead of webhooks[].secret
     DIALER_CACHE_DIR       where the testbed keeps its Asterisk root

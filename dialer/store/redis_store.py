@@ -127,6 +127,49 @@ return 1
 """
 
 
+# finish_lead as one script, for `save_batch`: the same writes as `_queue_writes` does for
+# (stored lead, new lead, not in flight), with the stored lead read here.
+# KEYS: lead, in_flight, leads, state:<each of the 4 states> (KEYS[4..7]), levels,
+#       ready:<new priority>, locked:<new priority>, locked_next_at, state:<new state>
+# ARGV: lead id, json, campaign id, ready prefix, locked prefix, new state, new priority,
+#       next_at, lockout_until, locked (1/0)
+# Returns ok, or why nothing was written: unknown, corrupt, campaign.
+_FINISH = """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 'unknown' end
+local ok, old = pcall(cjson.decode, raw)
+if not ok or type(old) ~= 'table' then return 'corrupt' end
+if old['campaign_id'] ~= ARGV[3] then return 'campaign' end
+local id = ARGV[1]
+for i = 4, 7 do redis.call('ZREM', KEYS[i], id) end
+if type(old['priority']) == 'number' then
+  local level = string.format('%d', old['priority'])
+  redis.call('ZREM', ARGV[4] .. level, id)
+  redis.call('ZREM', ARGV[5] .. level, id)
+end
+redis.call('HDEL', KEYS[11], id)
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('DEL', KEYS[2])
+redis.call('ZADD', KEYS[3], 0, id)
+redis.call('ZADD', KEYS[12], 0, id)
+if ARGV[6] == 'ready' then
+  redis.call('ZADD', KEYS[8], ARGV[7], ARGV[7])
+  if ARGV[10] == '1' then
+    redis.call('ZADD', KEYS[10], ARGV[9], id)
+    redis.call('HSET', KEYS[11], id, ARGV[8])
+  else
+    redis.call('ZADD', KEYS[9], ARGV[8], id)
+  end
+end
+return 'ok'
+"""
+_FINISH_REFUSALS: Final = {
+    "unknown": "the lead is not stored",
+    "corrupt": "the stored lead is not readable JSON",
+    "campaign": "the stored lead belongs to another campaign",
+}
+
+
 def _text(value: object) -> str:
     if isinstance(value, bytes):
         return value.decode()
@@ -461,50 +504,50 @@ class RedisStore:
     async def save_batch(self, attempts: Sequence[Attempt] = (),
                          agents: Mapping[str, Mapping[str, str]] | None = None,
                          leads: Sequence[Lead] = ()) -> list[str]:
-        # The scripts go as EVAL (the body, cached by Redis under its SHA-1) rather than
-        # EVALSHA: inside MULTI a missing script would fail alone and break the transaction's
+        # One MULTI/EXEC, one round trip: attempts as `_SAVE_ATTEMPT`, leads as `_FINISH` (it
+        # reads the stored lead itself, so no WATCH and read are needed first), agents as
+        # `save_agent`. The scripts go as EVAL (the body, cached by Redis under its SHA-1)
+        # rather than EVALSHA: inside MULTI a missing script would fail alone and break the
         # all-or-nothing, and redis-py's pipelined EVALSHA costs a SCRIPT EXISTS round trip.
-        k = self.keys
-        latest = list({lead.id: lead for lead in leads}.values())
-
-        def queue(pipe: Pipeline, writes: Sequence[tuple[Lead | None, Lead, bool]]) -> None:
+        refused: dict[str, str] = {}  # lead id -> why, in the order the leads came
+        unique = {lead.id: lead for lead in leads}
+        finishing: list[Lead] = []
+        for lead in unique.values():
+            try:
+                if lead.state is LeadState.IN_PROGRESS:
+                    check_finished(lead, lead)  # raises the same refusal as finish_lead
+                finishing.append(lead)
+            except ValueError as exc:
+                refused[lead.id] = f"lead {lead.id!r} not finished: {exc}"
+        if not (attempts or agents or finishing):
+            return list(refused.values())
+        async with self.redis.pipeline(transaction=True) as pipe:
             for attempt in attempts:
                 keys, args = self._attempt_call(attempt)
                 pipe.eval(_SAVE_ATTEMPT, len(keys), *keys, *args)
-            if writes:
-                self._queue_writes(pipe, writes)
+            for lead in finishing:
+                keys, args = self._finish_call(lead)
+                pipe.eval(_FINISH, len(keys), *keys, *args)
             for agent_id, fields in (agents or {}).items():
                 self._queue_agent(pipe, agent_id, fields)
+            replies = await pipe.execute()
+        outcomes = replies[len(attempts):len(attempts) + len(finishing)]
+        for lead, outcome in zip(finishing, outcomes, strict=True):
+            reason = _text(outcome)
+            if reason != "ok":
+                refused[lead.id] = f"lead {lead.id!r} not finished: {_FINISH_REFUSALS[reason]}"
+        return [refused[i] for i in unique if i in refused]
 
-        if not latest:
-            if attempts or agents:
-                async with self.redis.pipeline(transaction=True) as pipe:
-                    queue(pipe, ())
-                    await pipe.execute()
-            return []
-        watched = [k.lead(lead.id) for lead in latest] + [k.in_flight(lead.id) for lead in latest]
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for _ in range(MAX_RETRIES):
-                try:
-                    await pipe.watch(*watched)
-                    raws = await pipe.mget(watched)
-                    refused: list[str] = []
-                    writes: list[tuple[Lead | None, Lead, bool]] = []
-                    for lead, raw in zip(latest, raws, strict=False):
-                        try:
-                            old = None if raw is None else self._decode_lead(lead.id, raw, None)
-                            check_finished(old, lead)
-                        except (ValueError, StoreError) as exc:
-                            refused.append(f"lead {lead.id!r} not finished: {exc}")
-                            continue
-                        writes.append((old, lead, False))
-                    _begin(pipe)
-                    queue(pipe, writes)
-                    await pipe.execute()
-                except WatchError:
-                    continue
-                return refused
-        raise StoreError(f"saving a batch: gave up after {MAX_RETRIES} conflicting writes")
+    def _finish_call(self, lead: Lead) -> tuple[list[str], list[str]]:
+        """KEYS and ARGV of `_FINISH` for one lead (see the script)."""
+        k, cid = self.keys, lead.campaign_id
+        return ([k.lead(lead.id), k.in_flight(lead.id), k.leads(cid),
+                 *(k.state(state, cid) for state in LeadState), k.levels(cid),
+                 k.ready(cid, lead.priority), k.locked(cid, lead.priority),
+                 k.locked_next_at(cid), k.state(lead.state, cid)],
+                [lead.id, encode(lead), cid, k.ready_prefix(cid), k.locked_prefix(cid),
+                 lead.state.value, str(lead.priority), _score(lead.next_at),
+                 _score(lead.lockout_until), "1" if is_locked(lead) else "0"])
 
     def _decode_attempt(self, attempt_id: str, raw: object) -> Attempt:
         key = self.keys.attempt(attempt_id)

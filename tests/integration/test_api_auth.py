@@ -68,6 +68,9 @@ REQUESTS: dict[tuple[str, str], tuple[str, str | None, Any]] = {
     ("GET", "/campaigns/{cid}/leads"): (f"/campaigns/{CID}/leads", None, None),
     ("GET", "/leads/{lid}"): (f"/leads/{LEAD}", None, None),
     ("GET", "/leads/{lid}/attempts"): (f"/leads/{LEAD}/attempts", None, None),
+    ("GET", "/ivr/flows"): ("/ivr/flows", None, None),
+    ("POST", "/ivr/flows/reload"): ("/ivr/flows/reload", None, None),
+    ("GET", "/ivr/calls"): ("/ivr/calls", None, None),
     ("POST", "/agents/{aid}/login"): ("/agents/agent-1001/login", "application/json",
                                       {"campaign": IDLE}),
     ("POST", "/agents/{aid}/ready"): ("/agents/agent-1001/ready", None, None),
@@ -83,6 +86,8 @@ REQUESTS: dict[tuple[str, str], tuple[str, str | None, Any]] = {
     ("POST", "/dnc"): ("/dnc", "application/json", {"numbers": ["+12125550009"]}),
     ("POST", "/dnc/import"): ("/dnc/import", "text/plain", "+12125550009\n"),
     ("GET", "/dnc/{number}"): ("/dnc/+12125550009", None, None),
+    ("POST", "/callbacks"): ("/callbacks", "application/json",
+                             {"number": "+12125550009", "topic": "billing"}),
 }
 
 

@@ -405,6 +405,23 @@ async def test_a_batch_writes_attempts_finished_leads_and_agents_together(store:
     assert one.id == "L1"
 
 
+async def test_leads_finished_in_a_batch_are_indexed_as_finish_lead_indexes_them(
+        store: Store) -> None:
+    await store.add_leads(CID, [lead("L1", priority=2), lead("L2", priority=1), lead("L3")])
+    flying = await store.claim_lead(CID, T0, "att-2")
+    assert flying is not None
+    assert flying.id == "L1"
+    locked = replace(flying, state=LeadState.READY, priority=5, next_at=T0 + 10,
+                     lockout_until=T0 + 100)
+    assert await store.save_batch(leads=[locked, lead("L2", state=LeadState.DNC, priority=1)]) == []
+    assert await store.count_leads(CID) == {"ready": 2, "in_progress": 0, "done": 0, "dnc": 1}
+    assert await store.in_flight_leads(CID) == {}
+    assert await store.get_lead("L1") == locked
+    assert await store.dialable_count(CID, T0 + 50) == 1  # L3 only: L1 is locked out
+    assert await claim_ids(store, T0 + 50, 2) == ["L3", None]
+    assert await claim_ids(store, T0 + 100, 2) == ["L1", None]  # at its new level
+
+
 async def test_a_batch_skips_a_lead_it_cannot_finish_and_writes_the_rest(store: Store) -> None:
     await store.add_leads(CID, [lead("L1")])
     claimed = await store.claim_lead(CID, T0, "att-1")

@@ -182,6 +182,12 @@ def test_a_bad_callbacks_section_is_a_config_error_naming_the_key(
     assert needle in str(info.value)
 
 
+def test_an_intake_token_can_come_from_the_environment(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, ""), env={"DIALER_API_TOKENS": "web-form:intake:"
+                                                                     "intake-token-0123456789"})
+    assert [(t.name, t.role) for t in cfg.api.tokens] == [("web-form", Role.INTAKE)]
+
+
 # ------------------------------------------------------------------ POST /callbacks on loopback
 ADMIN_TOKEN = "admin-token-for-tests-0001"
 INTAKE_TOKEN = "intake-token-for-tests-001"
