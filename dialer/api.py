@@ -16,7 +16,7 @@ import io
 import json
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict
 from typing import Any
 
@@ -39,6 +39,7 @@ from dialer.core.model import DialMode, LeadState
 from dialer.core.specs import SpecError, parse_campaign
 from dialer.errors import DialerError
 from dialer.openapi import openapi_document
+from dialer.routing.profiles import DEFAULT_AGE_BANDS, AgentProfile, parse_profile
 from dialer.runner import Dialer
 from dialer.store.base import Store
 
@@ -302,9 +303,27 @@ class Api:
         if not isinstance(campaign, str):
             raise ApiError(400, "missing_field", "'campaign' is required")
         await self._campaign(campaign)
-        self.dialer.login_agent(campaign, aid)
+        profile = self._login_profile(aid, body)
+        self.dialer.login_agent(campaign, aid, profile)
         return web.json_response({"agent": aid, "campaign": campaign, "state": "CONNECTING"},
                                  status=202)
+
+    def _login_profile(self, aid: str, body: Mapping[str, Any]) -> AgentProfile | None:
+        """Skills and attributes given at login (else the profiles file's entry is used)."""
+        if "skills" not in body and "attributes" not in body:
+            return None
+        known = self.dialer.profiles
+        given = body.get("skills")
+        skills = known.skills if known is not None else frozenset(
+            given if isinstance(given, dict) else ())
+        problems: list[str] = []
+        profile = parse_profile({"id": aid, "skills": given or {},
+                                 "attributes": body.get("attributes") or {}}, "login", skills,
+                                known.age_bands if known is not None else DEFAULT_AGE_BANDS,
+                                problems)
+        if profile is None:
+            raise ApiError(400, "bad_profile", "; ".join(problems[:5]) or "bad profile")
+        return profile
 
     async def agent_ready(self, request: web.Request) -> web.Response:
         aid = request.match_info["aid"]

@@ -190,6 +190,14 @@ class WebhookConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RoutingConfig:
+    """Agent profiles for routing: skills with levels and attributes (dialer/routing/profiles.py
+    documents the file). None: no profiles file; agents give their skills at login."""
+
+    profiles: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     ari: AriConfig
     redis: RedisConfig
@@ -199,6 +207,7 @@ class Config:
     source: str = "<defaults>"
     api: ApiConfig = ApiConfig()
     ivr: IvrConfig = IvrConfig()
+    routing: RoutingConfig = RoutingConfig()
     callbacks: CallbackRules = field(default_factory=CallbackRules)
     webhooks: tuple[WebhookConfig, ...] = ()
 
@@ -287,7 +296,7 @@ def load_config(
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: the top level must be a mapping")
     unknown = sorted(set(data) - {"ari", "redis", "server", "asterisk", "testbed", "api",
-                                       "ivr", "callbacks", "webhooks"},
+                                       "ivr", "routing", "callbacks", "webhooks"},
                      key=str)
     if unknown:
         raise ConfigError(f"{source}: unknown section '{unknown[0]}'")
@@ -369,8 +378,19 @@ def load_config(
     ivr = _ivr_config(source, path, r, env, testbed)
     callbacks = _callbacks_config(source, r)
     webhooks = _webhooks_config(source, data.get("webhooks"), env)
+    routing_s = r.section("routing", {"profiles"})
+    raw_profiles = env.get("DIALER_AGENT_PROFILES") or routing_s.get("profiles")
+    if raw_profiles is not None and (not isinstance(raw_profiles, str) or not raw_profiles):
+        raise ConfigError(f"{source}: 'routing.profiles' must be a file name")
+    profiles = None
+    if raw_profiles:
+        profiles = Path(raw_profiles).expanduser()
+        if not profiles.is_absolute():
+            profiles = (Path.cwd() if "DIALER_AGENT_PROFILES" in env
+                        else path.resolve().parent) / profiles
     return Config(ari=ari, redis=redis, server=server, asterisk=asterisk, testbed=testbed,
-                  source=source, api=api, ivr=ivr, callbacks=callbacks, webhooks=webhooks)
+                  source=source, api=api, ivr=ivr, callbacks=callbacks, webhooks=webhooks,
+                  routing=RoutingConfig(profiles))
 
 
 def _callbacks_config(source: str, r: _Reader) -> CallbackRules:

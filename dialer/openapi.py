@@ -154,7 +154,15 @@ def _schemas() -> Json:
                 row={**COUNT, "description": "as in the file (a CSV header is row 1; 0: the "
                                              "file as a whole)"},
                 reason=STRING)}),
-        "AgentLogin": obj(["campaign"], campaign={"type": "string", "example": "spring-drive"}),
+        "AgentLogin": obj(
+            ["campaign"], campaign={"type": "string", "example": "spring-drive"},
+            skills={"type": "object", "description": "skill -> level 1-10 (declared skills of "
+                    "the profiles file); with `attributes`, replaces the file's entry",
+                    "additionalProperties": {"type": "integer", "minimum": 1, "maximum": 10},
+                    "example": {"billing": 5}},
+            attributes={"type": "object", "description": "language (list), region, age_band, "
+                        "tags (list), other names: strings or lists",
+                        "example": {"language": ["es", "en"]}}),
         "AgentLoginAccepted": obj(["agent", "campaign", "state"], agent=STRING,
                                   campaign=STRING, state=STRING),
         "AgentPause": obj(reason={"type": "string", "minLength": 1, "maxLength": 64,
@@ -171,7 +179,7 @@ def _schemas() -> Json:
         "PreviewAccepted": obj(["agent", "call"], agent=STRING, call=STRING),
         "Agent": {**obj(["agent"], additional=STRING, agent=STRING),
                   "description": "the agent's last saved state: state, since, campaign, call, "
-                                 "pause_reason"},
+                                 "pause_reason, channel (their phone's channel id, if up)"},
         "DncAdd": {**obj(number=STRING, numbers={"type": "array", "items": STRING, "minItems": 1},
                          campaign={**STRING, "description": "only this campaign's list"},
                          region={**STRING, "default": "US",
@@ -256,7 +264,7 @@ def _ivr_schemas() -> Json:
 ERRORS: dict[str, str] = {
     "400": "Malformed request (`malformed_body`, `missing_field`, `bad_query`, `bad_number`, "
            "`bad_reason`, `bad_disposition`, `bad_callback`, `bad_campaign`, `bad_field`, "
-           "`unknown_field`)",
+           "`unknown_field`, `bad_profile`)",
     "401": "No token, a malformed `Authorization` header or an unknown token (`unauthorized`)",
     "403": "The token's role may not do this (`forbidden`)",
     "404": "No such campaign, lead or agent (`unknown_campaign`, `unknown_lead`, "

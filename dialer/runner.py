@@ -39,6 +39,7 @@ from dialer.ari import (
     ChannelDestroyed,
     ChannelDtmfReceived,
     ChannelEnteredBridge,
+    ChannelLeftBridge,
     PlaybackFinished,
     StasisStart,
     StreamReady,
@@ -63,11 +64,16 @@ from dialer.core.campaign import (
     ClaimLeads,
     Command,
     ConnectAgent,
+    ConnectInbound,
     DigitPressed,
     Disposition,
     Event,
     Hangup,
     HangupAgentPhone,
+    InboundBridged,
+    InboundEnded,
+    InboundOffer,
+    InboundRefused,
     LeadsAvailable,
     LeadsClaimed,
     LeaveMessage,
@@ -94,6 +100,7 @@ from dialer.core.outcome import DialOutcome
 from dialer.core.retry import after_attempt
 from dialer.errors import AriError, DialerError
 from dialer.metrics import METRICS, Metrics
+from dialer.routing.profiles import AgentProfile, ProfileSet
 from dialer.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -178,6 +185,11 @@ class CampaignRunner:
         self._writer: asyncio.Task[None] | None = None
         # Told of each attempt once it has ended and is on record (webhooks); must not block.
         self.on_attempt_ended: list[Callable[[Attempt], None]] = []
+        # Inbound (IVR queue) callers given to our agents: channel -> agent, and who to tell
+        # whether the caller reached the agent (answered(channel, agent)) or not (refused).
+        self.inbound_channels: dict[str, str] = {}
+        self.inbound_replies: dict[str, tuple[Callable[[str, str], None],
+                                              Callable[[str], None]]] = {}
 
     # ------------------------------------------------------------------------ lifecycle
     async def start(self, running: bool) -> None:
@@ -361,6 +373,10 @@ class CampaignRunner:
                 self.post(CallEnded(now, cid, DialOutcome.FAILED, None))
             case CallAgentPhone(agent_id=aid):
                 self.post(AgentPhoneGone(now, aid))
+            case ConnectInbound(call_id=cid):
+                self.inbound_channels.pop(cid, None)
+                self.post(InboundEnded(now, cid))
+                self._inbound_refused(cid)
 
     # -------------------------------------------------------------------------- commands
     async def _execute(self, command: Command) -> None:
@@ -382,6 +398,11 @@ class CampaignRunner:
             case ConnectAgent(call_id=cid, agent_id=aid):
                 self.connect_started[cid] = time.perf_counter()
                 await ari.rest.add_channel(agent_bridge(self.ari.app, aid), cid)
+            case ConnectInbound(call_id=cid, agent_id=aid):
+                self.inbound_channels[cid] = aid
+                await ari.rest.add_channel(agent_bridge(self.ari.app, aid), cid)
+            case InboundRefused(call_id=cid):
+                self._inbound_refused(cid)
             case PlayRingback(call_id=cid, agent_id=aid):
                 phone = self.agent_channels.get(aid)
                 if phone is not None:  # the agent's phone, in their bridge, hears it ring
@@ -430,6 +451,17 @@ class CampaignRunner:
                 await ari.rest.stop_recording(cid)
             case ApplyDisposition(attempt_id=aid_, disposition=disp, callback_at=cb):
                 await self._apply_disposition(aid_, disp, cb)
+
+    def offer_inbound(self, channel: str, agent_id: str,
+                      answered: Callable[[str, str], None], refused: Callable[[str], None]) -> None:
+        """Offer an inbound caller (in our Stasis app) to one of our agents."""
+        self.inbound_replies[channel] = (answered, refused)
+        self.post(InboundOffer(self.clock(), channel, agent_id))
+
+    def _inbound_refused(self, channel: str) -> None:
+        replies = self.inbound_replies.pop(channel, None)
+        if replies is not None:
+            replies[1](channel)
 
     def _safe_harbor_media(self) -> list[str]:
         # Seller name and callback number, then the opt-out instruction. Until prompts are
@@ -565,6 +597,18 @@ class CampaignRunner:
                     self.connect_latencies.append(latency)
                     self.metrics.connect_latency.observe(latency)
                 self.post(CallBridged(now, ch.id))
+            case ChannelEnteredBridge(channel=ch) if ch.id in self.inbound_channels:
+                self.post(InboundBridged(now, ch.id))
+                replies = self.inbound_replies.pop(ch.id, None)
+                if replies is not None:
+                    replies[0](ch.id, self.inbound_channels[ch.id])
+            case ChannelLeftBridge(channel=ch) | ChannelDestroyed(channel=ch) \
+                    if ch.id in self.inbound_channels:
+                del self.inbound_channels[ch.id]
+                self._inbound_refused(ch.id)  # if it never reached the agent
+                self.post(InboundEnded(now, ch.id))
+                if isinstance(item, ChannelLeftBridge):  # dropped from the agent's bridge
+                    self._spawn(self.ari.rest.hangup(ch.id))
             case ChannelDtmfReceived(channel=ch, digit=digit) if ch.id in self.outcomes:
                 self.post(DigitPressed(now, ch.id, digit))
             case ChannelDtmfReceived(channel=ch, digit=digit) if ch.id in self.agent_channels.values():
@@ -591,7 +635,8 @@ class CampaignRunner:
                         self.outcomes[cid].feed(item)
 
     def owns(self, channel_id: str) -> bool:
-        return channel_id in self.outcomes or channel_id in self.agent_channels.values()
+        return channel_id in self.outcomes or channel_id in self.agent_channels.values() \
+            or channel_id in self.inbound_channels
 
     # --------------------------------------------------------------------------- recovery
     async def _recover(self) -> None:
@@ -657,7 +702,7 @@ class Dialer:
     """All running campaigns of this process, and the routing of ARI items to them."""
 
     def __init__(self, ari: Ari, store: Store, clock: Callable[[], float] = time.time,
-                 metrics: Metrics = METRICS) -> None:
+                 metrics: Metrics = METRICS, profiles: ProfileSet | None = None) -> None:
         self.ari = ari
         self.store = store
         self.clock = clock
@@ -666,6 +711,9 @@ class Dialer:
         self.runners: dict[str, CampaignRunner] = {}
         # Shared with every runner (`CampaignRunner.on_attempt_ended`): webhooks listen here.
         self.on_attempt_ended: list[Callable[[Attempt], None]] = []
+        # Agents' routing profiles: the profiles file, and what each agent gave at login.
+        self.profiles = profiles
+        self.agent_profiles: dict[str, AgentProfile] = {}
         self._unlisten = ari.listen(self._route)
 
     def _route(self, item: AriItem) -> None:
@@ -715,14 +763,38 @@ class Dialer:
             resumed.append(campaign_id)
         return resumed
 
-    def login_agent(self, campaign_id: str, agent_id: str) -> None:
+    def login_agent(self, campaign_id: str, agent_id: str,
+                    profile: AgentProfile | None = None) -> None:
+        """Log an agent in; `profile` (skills, attributes given at login) wins over the
+        profiles file's entry for them."""
         runner = self.runners.get(campaign_id)
         if runner is None:
             raise DialerError(f"campaign '{campaign_id}' is not running")
         other = self.runner_for_agent(agent_id)
         if other is not None:
             raise DialerError(f"agent {agent_id} is already logged in to {other.spec.id}")
+        if profile is not None:
+            self.agent_profiles[agent_id] = profile
+        else:
+            self.agent_profiles.pop(agent_id, None)
         runner.post(AgentLogin(self.clock(), agent_id))
+
+    def agent_profile(self, agent_id: str) -> AgentProfile | None:
+        """The agent's routing profile: given at login, else from the profiles file."""
+        given = self.agent_profiles.get(agent_id)
+        if given is not None:
+            return given
+        return self.profiles.get(agent_id) if self.profiles is not None else None
+
+    def offer_inbound(self, agent_id: str, channel: str, answered: Callable[[str, str], None],
+                      refused: Callable[[str], None]) -> bool:
+        """Offer an inbound caller to an agent through the agent's campaign (whose engine
+        reserves them, or refuses if they are no longer free). False: not logged in here."""
+        runner = self.runner_for_agent(agent_id)
+        if runner is None:
+            return False
+        runner.offer_inbound(channel, agent_id, answered, refused)
+        return True
 
     async def close(self) -> None:
         self._unlisten()

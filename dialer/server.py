@@ -12,6 +12,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -27,12 +28,14 @@ from dialer.config import Config
 from dialer.console.http import Console
 from dialer.errors import DialerError
 from dialer.intake import IntakeApi
+from dialer.ivr.desk import CampaignDesk
 from dialer.ivr.hooks import DialerHooks
 from dialer.ivr.http import IvrApi
 from dialer.ivr.library import FlowLibrary
 from dialer.ivr.runtime import IvrService
 from dialer.ivr.tts import TtsCache
 from dialer.metrics import METRICS
+from dialer.routing.profiles import ProfileError, ProfileSet, parse_profiles_yaml
 from dialer.runner import Dialer
 from dialer.store.redis_store import RedisStore
 from dialer.webhooks.delivery import WebhookDispatcher
@@ -42,6 +45,21 @@ log = logging.getLogger(__name__)
 
 class RedisUnavailable(DialerError):
     """Redis could not be reached or refused us."""
+
+
+def load_profiles(path: Path | None) -> ProfileSet | None:
+    """The agent profiles file (routing.profiles), or None. A bad file stops the start with
+    every problem named (agents would otherwise be routed on wrong skills)."""
+    if path is None:
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DialerError(f"routing.profiles: cannot read {path}: {exc.strerror}") from None
+    try:
+        return parse_profiles_yaml(text, str(path))
+    except ProfileError as exc:
+        raise DialerError(f"routing.profiles: {exc}") from None
 
 
 async def connect_redis(url: str) -> aioredis.Redis:
@@ -66,6 +84,7 @@ class Server:
         self.dialer: Dialer | None = None
         self.flows: FlowLibrary | None = None
         self.ivr: IvrService | None = None
+        self.desk: CampaignDesk | None = None
         self._watch: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
         self.webhooks: WebhookDispatcher | None = None
@@ -85,7 +104,8 @@ class Server:
         self.redis = await connect_redis(self.config.redis.url)
         self.store = RedisStore(self.redis)
         await self.ari.start()
-        self.dialer = Dialer(self.ari, self.store, self.clock)
+        self.dialer = Dialer(self.ari, self.store, self.clock,
+                             profiles=load_profiles(self.config.routing.profiles))
         # Before resuming: attempts closed by the restart recovery are delivered too.
         self.webhooks = WebhookDispatcher(self.config.webhooks,
                                           self.dialer.metrics.webhook_deliveries, self.clock)
@@ -129,7 +149,9 @@ class Server:
         result = self.flows.reload()
         if not result.ok:
             log.error("IVR: no flow set is live (fix the files; they reload on change)")
-        hooks = DialerHooks(dialer.store, self.clock, callback_campaign=ivr.callback_campaign)
+        self.desk = CampaignDesk(dialer, self.clock)
+        hooks = DialerHooks(dialer.store, self.clock, callback_campaign=ivr.callback_campaign,
+                            desk=self.desk)
         self.ivr = IvrService(self.ari, self.flows, TtsCache(media / "tts"), media_dir=media,
                               asterisk_root=ivr.asterisk_root, metrics=dialer.metrics,
                               hooks=hooks, clock=self.clock)
@@ -152,6 +174,9 @@ class Server:
             self._watch = None
         if self.ivr is not None:
             await self.ivr.close()
+        if self.desk is not None:
+            await self.desk.close()
+            self.desk = None
             self.ivr = None
         if self.dialer is not None:
             await self.dialer.close()

@@ -9,5 +9,8 @@ echo "== ruff"
 .venv/bin/ruff check .
 echo "== mypy --strict"
 .venv/bin/mypy
+echo "== IVR flows: check and scenarios"
+.venv/bin/dialer flows check ivr_flows
+.venv/bin/dialer flows test ivr_flows
 echo "== pytest"
 exec .venv/bin/python -m pytest "$@"

@@ -187,11 +187,35 @@ class PreviewSkip:
     agent_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class InboundOffer:
+    """An inbound caller (an IVR queue) is offered to this campaign's agent: blended work.
+    The engine reserves the agent if they are still READY, else refuses."""
+
+    now: float
+    call_id: str  # the caller's channel
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class InboundBridged:
+    now: float
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class InboundEnded:
+    """The inbound caller left the agent (hung up, or was never bridged)."""
+
+    now: float
+    call_id: str
+
+
 Event = (
     Tick | LeadsClaimed | LeadsAvailable | AbandonStats | CallAnswered | AmdDone | CallBridged
     | CallEnded | DigitPressed | PlaybackDone | TimerFired | AgentLogin | AgentPhoneAnswered
     | AgentPhoneGone | AgentPause | AgentResume | AgentLogout | Disposition | SetRunning
-    | PreviewDial | PreviewSkip
+    | PreviewDial | PreviewSkip | InboundOffer | InboundBridged | InboundEnded
 )
 
 
@@ -309,6 +333,22 @@ class StopRingback:
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectInbound:
+    """Add the inbound caller to the agent's bridge (the agent is reserved for them)."""
+
+    call_id: str
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class InboundRefused:
+    """The agent offered an inbound caller was not free: the caller stays in the queue."""
+
+    call_id: str
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class ApplyDisposition:
     attempt_id: str
     agent_id: str
@@ -320,7 +360,7 @@ Command = (
     ClaimLeads | Originate | RunAmd | ConnectAgent | PlaySafeHarbor | LeaveMessage | RunAgentless
     | Hangup | StartTimer | CancelTimer | SaveAttempt | SaveLead | AddDnc | CallAgentPhone
     | HangupAgentPhone | SaveAgent | ApplyDisposition | StartRecording | StopRecording
-    | PlayRingback | StopRingback
+    | PlayRingback | StopRingback | ConnectInbound | InboundRefused
 )
 
 
@@ -371,6 +411,10 @@ class CampaignEngine:
     humans: int = 0
     machines: int = 0
     limiter: RateLimiter | None = None
+    # Inbound (IVR queue) calls given to our agents: call id -> agent id, until wrap-up ends.
+    inbound: dict[str, str] = field(default_factory=dict)
+    # Dispositions set during a call: call id -> (agent, disposition, callback time).
+    pending_dispositions: dict[str, tuple[str, str, float | None]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.agents, Roster):  # a plain dict of agents given
@@ -494,6 +538,8 @@ class CampaignEngine:
                 self._preview_dial(aid, now, out)
             case PreviewSkip(now=now, agent_id=aid):
                 self._preview_skip(aid, now, out)
+            case InboundOffer() | InboundBridged() | InboundEnded():
+                self._inbound(event, out)
         return out
 
     def preview_of(self, agent_id: str) -> Call | None:
@@ -738,6 +784,10 @@ class CampaignEngine:
         else:
             out.append(SaveLead(after_attempt(call.lead, result, now=now, rules=self.spec.retry,
                                               uk_mode=self.spec.uk_mode)))
+        pending = self.pending_dispositions.pop(call.id, None)
+        if pending is not None:
+            aid, disposition, callback_at = pending
+            out.append(ApplyDisposition(call.id, aid, disposition, callback_at))
         log.info("call %s: ended %s (cause %s)", call.id, result.value, event.cause)
 
     # ----------------------------------------------------------------------------- agents
@@ -756,8 +806,40 @@ class CampaignEngine:
         self.agents[agent.id] = updated
         out.append(SaveAgent(updated))
 
+    def _inbound(self, event: InboundOffer | InboundBridged | InboundEnded,
+                 out: list[Command]) -> None:
+        now = event.now
+        match event:
+            case InboundOffer(call_id=cid, agent_id=aid):
+                agent = self.agents.get(aid)
+                if agent is None or agent.state is not AgentState.READY or self.spec.ring_agents:
+                    out.append(InboundRefused(cid, aid))
+                    return
+                self.inbound[cid] = aid
+                self._agent(agent, AgentAction.RESERVE, now, out, call_id=cid)
+                out.append(ConnectInbound(cid, aid))
+            case InboundBridged(call_id=cid):
+                agent = self.agents.get(self.inbound.get(cid, ""))
+                if agent is not None and agent.call_id == cid \
+                        and agent.state is AgentState.RESERVED:
+                    self._agent(agent, AgentAction.CONNECTED, now, out)
+            case InboundEnded(call_id=cid):
+                agent = self.agents.get(self.inbound.get(cid, ""))
+                if agent is None or agent.call_id != cid:
+                    self.inbound.pop(cid, None)
+                    return
+                if agent.state is AgentState.ON_CALL:
+                    self._agent(agent, AgentAction.CALL_ENDED, now, out)
+                    out.append(StartTimer(wrap_timer(agent.id), now + self.spec.wrapup))
+                elif agent.state is AgentState.RESERVED:
+                    self.inbound.pop(cid, None)
+                    self._agent(agent, AgentAction.CALL_ENDED, now, out)
+                    self._offer_waiting(now, out)
+
     def _wrap_done(self, agent: Agent, now: float, out: list[Command]) -> None:
         assert self.pacer is not None
+        if agent.call_id is not None:
+            self.inbound.pop(agent.call_id, None)
         self.pacer.observe_wrap(now - agent.since)
         self._agent(agent, AgentAction.WRAP_DONE, now, out)
 
@@ -849,10 +931,18 @@ class CampaignEngine:
         agent = self._known(event.agent_id)
         if agent.state not in (AgentState.WRAP_UP, AgentState.ON_CALL) or agent.call_id is None:
             raise AgentTransitionError(f"agent {agent.id} has no call to set a disposition on")
-        # The attempt and lead were saved when the call ended; the runtime, which holds the
-        # store, applies the disposition to them (`with_disposition`). Here: leave wrap-up.
-        out.append(ApplyDisposition(agent.call_id, agent.id, event.disposition,
-                                    event.callback_at))
+        if agent.call_id in self.inbound:
+            pass  # an inbound (IVR queue) call has no attempt: the disposition ends wrap-up
+        elif agent.state is AgentState.ON_CALL:
+            # Set during the call: applied once the call has ended and its attempt and lead
+            # are saved (`_ended`), or that save would overwrite it.
+            self.pending_dispositions[agent.call_id] = (agent.id, event.disposition,
+                                                        event.callback_at)
+        else:
+            # The attempt and lead were saved when the call ended; the runtime, which holds
+            # the store, applies the disposition to them (`with_disposition`).
+            out.append(ApplyDisposition(agent.call_id, agent.id, event.disposition,
+                                        event.callback_at))
         if agent.state is AgentState.WRAP_UP:
             out.append(CancelTimer(wrap_timer(agent.id)))
             self._wrap_done(agent, event.now, out)

@@ -16,23 +16,30 @@ agentless pacer, which has no agents by definition. Modes and rules: `design/DIA
   to [1, 3], forced to 1.0 when the window's drop rate exceeds the target (ADAPT_HARD_LIMIT).
 * predictive (model-based, ours; §3-4: beat the look-ahead yardstick). An `Estimator` learns
   online: the live-answer probability ``p`` (answered × human after AMD), the mean ring time
-  to answer ``h`` (the look-ahead horizon) and the empirical talk ``T`` and wrap ``W``
-  durations. An agent ``e`` s into a call is free by ``h`` with probability
-  ``q = P(T ≤ e + h − W̄ | T > e)``, one ``w`` s into wrap-up with ``P(W ≤ w + h | W > w)``.
-  With ``F = Σ Bernoulli(q_i)`` agents freed, ``m = ringing + n`` calls bring
-  ``X ~ Binomial(m, p)`` humans, of whom ``(X − (ready − waiting) − F)⁺`` are abandoned. As
-  ``(Y − K)⁺`` with ``Y = X + Σ Bernoulli(1 − q_i)`` and ``K = ready − waiting + #busy``, each
-  Bernoulli(r) added to ``Y`` raises the expected abandons by exactly ``r·P(Y ≥ K)`` — the
-  probability that answers already fill the free agents. Calls are added while the cohort's
-  expected abandon rate ``E[(Y − K)⁺] / (m·p)`` stays ≤ ``θ``: exactly (pmf of ``Y`` on
-  0..K, O(K) per call) up to `exact_limit` agents, above it by an Edgeworth-corrected normal
-  in closed form (see `_overflow`). ``θ = safety × target``, tapered linearly to 0 as the
-  window's rate ``abandoned_in_window / humans_in_window`` (the 3 % rule, §2) climbs from
-  ``taper_start × target`` to the target; at or above it, and until `warmup_dials` outcomes
-  are in, the pacer is progressive, which is also its floor (never more humans than agents).
-  Two biases are designed out: outcomes count only once their whole origination cohort has
-  ended (fast failures arrive first, so a ramp-up would look like a low answer rate and
-  trigger over-dialing), and running calls enter the residual-time estimate as censored.
+  to answer ``h`` (the look-ahead horizon), the empirical talk ``T`` and wrap ``W`` durations
+  and the ring / end times of recent dials. An agent ``e`` s into a call is free by ``h`` with
+  probability ``q = P(T + W ≤ e + h | T > e)`` (averaged over quantiles of ``W``), one ``w`` s
+  into wrap-up with ``P(W ≤ w + h | W > w)``. Each call in flight brings a person with its
+  own probability ``r_i``: a call that has rung ``a`` s, ``P(live to come | still ringing at
+  a)`` by Bayes on the ring / end times seen (one that has rung past the usual answer time is
+  most likely a no-answer); a call in AMD, the human rate; a claimed, undialed call, ``p``.
+  With ``F = Σ Bernoulli(q_i)`` agents freed, the calls in flight and ``n`` new ones bring
+  ``X = Σ Bernoulli(r_i) + Binomial(n, p)`` humans, of whom ``(X − (ready − waiting) − F)⁺``
+  are abandoned. As ``(Y − K)⁺`` with ``Y = X + Σ Bernoulli(1 − q_i)`` and
+  ``K = ready − waiting + #busy``, each Bernoulli(r) added to ``Y`` raises the expected
+  abandons by exactly ``r·P(Y ≥ K)`` — the probability that answers already fill the free
+  agents. Calls are added while the cohort's expected abandon rate ``E[(Y − K)⁺] / E[X]``
+  stays ≤ ``θ``: exactly (pmf of ``Y`` on 0..K, O(K) per call) up to `exact_limit` agents,
+  above it by an Edgeworth-corrected normal in closed form (see `_overflow`), whose variance
+  also carries the answer rate's own standard error (a common error moves every call
+  together: what a large team at a low answer rate is exposed to). ``θ = safety × target``,
+  tapered linearly to 0 as the window's rate ``abandoned / humans`` (the 3 % rule, §2) plus a
+  margin for the next abandon climbs from ``taper_start × target`` to the target; at or above
+  it, and until `warmup_dials` outcomes are in, the pacer is progressive, which is also its
+  floor (never more humans than agents). Biases designed out: outcomes count only once their
+  whole origination cohort has ended (fast failures arrive first, so a ramp-up would look like
+  a low answer rate and trigger over-dialing), and running calls enter the residual-time
+  estimate as censored (actuarially: a synchronised start must not look like short calls).
 
 `RateLimiter` is a token bucket for the trunk's calls-per-second cap (§5): over any window of
 length ``t`` it lets at most ``burst + cps × t`` calls through.
@@ -491,6 +498,11 @@ class PacingModel(Protocol):
         """Mean seconds from originate to answer (for answered calls)."""
         ...
 
+    @property
+    def p_live_error(self) -> float:
+        """Relative standard error of `p_live` (0: known exactly)."""
+        ...
+
     def p_free(self, talking: tuple[float, ...], wrapping: tuple[float, ...], horizon: float) -> list[float]:
         """For each agent on a call (`talking`: seconds into the call) then each agent in
         wrap-up (`wrapping`: seconds into wrap-up), P(free — talk and wrap done — within
@@ -532,12 +544,14 @@ class Estimator:
     pacing tick early (`advance`, called by the pacer with each snapshot, keeps that clock)."""
 
     __slots__ = ("_answered", "_clock", "_human", "_outcomes", "_pending", "_ring", "_seq", "_talk",
-                 "_wrap", "abandons", "dials", "maturity", "ring_age", "wrap_points")
+                 "_wrap", "abandons", "answers_in_memory", "base_memory", "dials", "maturity",
+                 "max_memory", "ring_age", "wrap_points")
 
     def __init__(self, *, memory: int = 200, samples: int = 200, prior_answer: float = 1.0,
                  prior_human: float = 1.0, prior_ring: float = 10.0, prior_talk: float = 120.0,
                  prior_wrap: float = 15.0, prior_weight: float = 5.0, maturity: float = 35.0,
-                 ring_samples: int = 2000, ring_age: bool = True, wrap_points: int = 3) -> None:
+                 ring_samples: int = 2000, ring_age: bool = True, wrap_points: int = 3,
+                 answers_in_memory: int = 100, max_memory: int = 5000) -> None:
         if memory < 1 or samples < 1 or ring_samples < 1:
             raise ValueError("memory, samples and ring_samples must be >= 1")
         if wrap_points < 0:
@@ -547,6 +561,12 @@ class Estimator:
         # leaves calls still running inside the look-ahead out of the residual-time estimate.
         self.ring_age = ring_age
         self.wrap_points = wrap_points
+        # The answer rate's memory, in dials, grows to hold about `answers_in_memory` answers
+        # (0: fixed at `memory`): 200 dials at 5 % answer are 10 answers, a ±30 % estimate, and
+        # a low estimate over-dials every call in flight at once (measured at 100-500 agents).
+        self.answers_in_memory = answers_in_memory
+        self.base_memory = memory
+        self.max_memory = max(memory, max_memory)
         self._outcomes = _RingOutcomes(ring_samples)
         self._answered = _Ewma(prior_answer, prior_weight, memory)
         self._human = _Ewma(prior_human, prior_weight, memory)
@@ -580,6 +600,9 @@ class Estimator:
         self.dials += count
         self._answered.add_group(float(answered), count)
         self._ring.add_group(ring_sum, answered)
+        if self.answers_in_memory:
+            wanted = self.answers_in_memory / max(self._answered.value, 1e-3)
+            self._answered.memory = int(min(self.max_memory, max(self.base_memory, wanted)))
 
     def observe_dial(self, ring_seconds: float, answered: bool, originated_at: float | None = None) -> None:
         ring = max(0.0, ring_seconds)
@@ -616,6 +639,17 @@ class Estimator:
     @property
     def ring_time(self) -> float:
         return self._ring.value
+
+    @property
+    def p_live_error(self) -> float:
+        """Relative standard error of the answer rate: sqrt((1 − p) / (p · n)), n the dials
+        it rests on (a running mean of w dials: w; an EWMA of memory M: 2M − 1)."""
+        if not self.answers_in_memory:
+            return 0.0
+        est = self._answered
+        p = min(1.0, max(1e-3, est.value))
+        n = est.weight if est.weight < est.memory else 2.0 * est.memory - 1.0
+        return math.sqrt((1.0 - p) / (p * max(1.0, n)))
 
     @property
     def talk_mean(self) -> float:
@@ -723,21 +757,24 @@ class PredictivePacer:
     count solved exactly (above it, the Edgeworth approximation); `connect_grace` extends the
     horizon by the seconds an answered human may wait for an agent (0 is the conservative
     choice). `margin_humans` sizes the budget's margin for the next abandon (`budget`; inf:
-    none). `ring_age` (weigh ringing calls by how long they have rung) and `talk_lookahead`
-    (wrap-up quantiles and actuarial censoring in the agents' residual times) are on by
-    default; off, they reproduce the pacer before them (docs/PACING_BENCH.md, "baseline").
+    none). `ring_age` (weigh ringing calls by how long they have rung), `talk_lookahead`
+    (wrap-up quantiles and actuarial censoring in the agents' residual times) and
+    `uncertainty` (the answer rate's memory sized in answers, its standard error in the
+    variance) are on by default; off, they reproduce the pacer before them
+    (docs/PACING_BENCH.md, "baseline").
     `model` defaults to a fresh `Estimator`; a simulator may pass known parameters.
     The defaults (safety 0.8, taper from 0.8 × target) were chosen on the simulator's grid
     (docs/PACING_BENCH.md): larger budgets bought abandons, not talk time.
     """
 
     __slots__ = ("connect_grace", "exact_limit", "last_risk", "last_theta", "margin_humans",
-                 "model", "safety", "taper_start", "target", "warmup_dials")
+                 "model", "safety", "taper_start", "target", "uncertainty", "warmup_dials")
 
     def __init__(self, target_abandon: float = 0.03, *, model: PacingModel | None = None,
                  warmup_dials: int = 30, safety: float = 0.8, taper_start: float = 0.8,
                  exact_limit: int = 10, connect_grace: float = 0.0, ring_age: bool = True,
-                 talk_lookahead: bool = True, margin_humans: float = 100.0) -> None:
+                 talk_lookahead: bool = True, margin_humans: float = 100.0,
+                 uncertainty: bool = True) -> None:
         if not 0 < target_abandon < 1:
             raise ValueError(f"abandon target must be in (0, 1), not {target_abandon!r}")
         if not 0 <= taper_start < 1:
@@ -749,7 +786,9 @@ class PredictivePacer:
         self.margin_humans = margin_humans
         self.target = target_abandon
         self.model: PacingModel = model if model is not None else \
-            Estimator(ring_age=ring_age, wrap_points=3 if talk_lookahead else 0)
+            Estimator(ring_age=ring_age, wrap_points=3 if talk_lookahead else 0,
+                      answers_in_memory=100 if uncertainty else 0)
+        self.uncertainty = uncertainty
         self.warmup_dials = warmup_dials
         self.safety = safety
         self.taper_start = taper_start
@@ -898,9 +937,16 @@ class PredictivePacer:
         var0 += var1
         k30 += k31
 
+        # The answer rate is an estimate: a relative error ε moves every call's chance
+        # together, adding (ε · expected humans)² to the variance (the Binomial's alone
+        # shrinks relative to the mean as calls grow; this does not: it is what a large team
+        # at a low answer rate is exposed to).
+        eps2 = self.model.p_live_error ** 2 if self.uncertainty else 0.0
+
         def fits(n: int) -> bool:
-            return _overflow(mu0 + n * p, var0 + n * pq, k30 + n * k3p, k) - base \
-                <= theta * (mu1 + n * p)
+            m = mu1 + n * p
+            return _overflow(mu0 + n * p, var0 + n * pq + eps2 * m * m, k30 + n * k3p, k) - base \
+                <= theta * m
 
         if not fits(0):
             return 0
@@ -914,7 +960,7 @@ class PredictivePacer:
                 lo = mid
             else:
                 hi = mid
-        var = var0 + lo * pq
+        var = var0 + lo * pq + eps2 * (mu1 + lo * p) ** 2
         if var > 0.0:  # P(Y >= k) = P(Y > k - 1), Edgeworth-corrected as in `_overflow`
             x = (k - 0.5 - mu0 - lo * p) / math.sqrt(var)
             gamma = (k30 + lo * k3p) / (var * math.sqrt(var))

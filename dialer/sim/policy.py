@@ -11,9 +11,10 @@ told (progressive and power never dial with nobody ready; the engine enforces th
 * predictive: what `make_pacer(DialMode.PREDICTIVE, ...)` builds for a campaign — our pacer,
   with its online `Estimator` (never given the simulator's parameters).
 * baseline: a measured ablation, not a shipped policy — the core's `PredictivePacer` with the
-  ring-age weighting, the talk look-ahead and the budget's margin for the next abandon
-  switched off (`ring_age=False`, `talk_lookahead=False`, `margin_humans=inf`): the pacer as it
-  was before them, for before/after on the same seeds.
+  ring-age weighting, the talk look-ahead, the budget's margin for the next abandon and the
+  answer-rate uncertainty switched off (`ring_age=False`, `talk_lookahead=False`,
+  `margin_humans=inf`, `uncertainty=False`): the pacer as it was before them, for
+  before/after on the same seeds.
 * oracle: not simulated — the clairvoyant bound of DIALING.md §4, computed analytically as
   60 × T / (T + W) talk-minutes per agent-hour at 100 % occupancy and 0 % abandon.
 """
@@ -28,9 +29,9 @@ from dialer.core.model import CampaignSpec, DialMode
 from dialer.core.pacing import Pacer, PredictivePacer, VicidialAdaptPacer, make_pacer
 
 _OPTIONS = ("safety", "taper_start", "connect_grace", "warmup_dials", "exact_limit", "ring_age",
-            "talk_lookahead", "margin_humans")
+            "talk_lookahead", "margin_humans", "uncertainty")
 _INT_OPTIONS = ("warmup_dials", "exact_limit")
-_BOOL_OPTIONS = ("ring_age", "talk_lookahead")
+_BOOL_OPTIONS = ("ring_age", "talk_lookahead", "uncertainty")
 POLICIES = ("progressive", "power", "vicidial", "predictive", "baseline")
 
 
@@ -75,7 +76,8 @@ class Policy:
         kw: dict[str, Any] = {k: int(v) if k in _INT_OPTIONS else bool(v) if k in _BOOL_OPTIONS
                               else v for k, v in self.options}
         if self.name == "baseline":
-            kw = {"ring_age": False, "talk_lookahead": False, "margin_humans": math.inf, **kw}
+            kw = {"ring_age": False, "talk_lookahead": False, "margin_humans": math.inf,
+                  "uncertainty": False, **kw}
             return PredictivePacer(spec.abandon_target, **kw)
         if self.name == "predictive" and kw:
             return PredictivePacer(spec.abandon_target, **kw)

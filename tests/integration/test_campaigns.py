@@ -83,6 +83,9 @@ async def server(testbed: Testbed, config: Config) -> AsyncIterator[Server]:
         yield srv
         for channel in await srv.ari.rest.list_channels():
             await srv.ari.rest.hangup(channel.id)
+        for bridge in await srv.ari.rest.list_bridges():
+            if bridge.id.startswith(agent_bridge(srv.ari.app, "")):
+                await srv.ari.rest.destroy_bridge(bridge.id)
 
 
 @pytest.fixture

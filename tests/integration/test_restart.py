@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from dialer.ari import AriClient
 from dialer.auth import bearer_header
 from dialer.config import Config
+from dialer.runner import agent_bridge
 from dialer.testbed import Testbed
 from tests.integration.test_campaigns import Client, campaign, eventually
 
@@ -69,6 +70,9 @@ async def ari_rest(config: Config) -> AsyncIterator[AriClient]:
         for channel in await rest.list_channels():
             if channel.id.startswith(("c-kill-", "agent-")):
                 await rest.hangup(channel.id)
+        for bridge in await rest.list_bridges():
+            if bridge.id.startswith(agent_bridge(APP, "")):
+                await rest.destroy_bridge(bridge.id)
 
 
 async def healthy(session: aiohttp.ClientSession) -> bool:

@@ -277,9 +277,34 @@ def test_predictive_exact_and_approximate_solutions_agree_within_a_call() -> Non
                       wrapping=(5.0,) * w, ringing=g)
                  for r, b, w, g in ((12, 0, 0, 0), (3, 15, 2, 10), (6, 30, 4, 25), (0, 40, 5, 5))]
     for s in scenarios:
-        exact = trained_predictive(exact_limit=10_000).decide(s)
-        approx = trained_predictive(exact_limit=0).decide(s)
+        # The estimate's own error enters the approximation only (large teams): compare without.
+        exact = train(PredictivePacer(exact_limit=10_000, uncertainty=False)).decide(s)
+        approx = train(PredictivePacer(exact_limit=0, uncertainty=False)).decide(s)
         assert abs(exact - approx) <= 1, (s, exact, approx)
+
+
+def test_predictive_dials_fewer_calls_the_less_it_knows_the_answer_rate() -> None:
+    s = snap(now=LATER, ready=60, busy=(30.0,) * 200)
+    sure = train(PredictivePacer(), dials=5000).decide(s)
+    unsure = train(PredictivePacer(), dials=300).decide(s)
+    naive = train(PredictivePacer(uncertainty=False), dials=300).decide(s)
+    assert unsure < naive
+    assert unsure < sure
+
+
+def test_the_answer_rate_memory_holds_about_a_hundred_answers() -> None:
+    def fed(est: Estimator) -> Estimator:  # 5 % answer, one dial every 0.5 s, a tick a second
+        for i in range(6000):
+            est.observe_dial(12.0 if i % 20 == 0 else 25.0, i % 20 == 0, originated_at=i * 0.5)
+            if i % 2:
+                est.advance(i * 0.5)
+        est.advance(LATER)
+        return est
+
+    est = fed(Estimator())
+    assert est.p_answer == pytest.approx(0.05, rel=0.2)
+    assert 0.0 < est.p_live_error < 0.1  # ~2,000 dials of memory, not 200
+    assert fed(Estimator(answers_in_memory=0)).p_live_error == 0.0
 
 
 def aged(*, ready: int, ages: tuple[float, ...], amd: int = 0, fresh: int = 0,
@@ -436,6 +461,7 @@ class FixedModel:
     q: float
     ring_time: float = 10.0
     dials: int = 1_000_000
+    p_live_error: float = 0.0
 
     def advance(self, now: float) -> None:
         pass
