@@ -186,7 +186,9 @@ class Api:
         return spec
 
     async def create_campaign(self, request: web.Request) -> web.Response:
-        spec = parse_campaign(await read_mapping(request))
+        profiles = self.dialer.profiles  # matching rules may name only attributes agents have
+        spec = parse_campaign(await read_mapping(request), attributes=None if profiles is None
+                              else profiles.attribute_names)
         if await self.store.get_campaign(spec.id) is not None:
             raise ApiError(409, "campaign_exists", f"campaign '{spec.id}' already exists")
         await self.store.save_campaign(spec)

@@ -20,6 +20,7 @@ from dialer.console.docs import console_operations
 from dialer.core.campaign import DISPOSITIONS
 from dialer.core.model import AmdMode, AttemptResult, DialMode, LeadState, RetryRules
 from dialer.core.specs import CAMPAIGN_ID, TOP_KEYS
+from dialer.routing.matching import PreferenceKind, TagMode
 
 Json = dict[str, Any]
 
@@ -42,11 +43,40 @@ def nullable(schema: Json) -> Json:
 
 
 STRING: Json = {"type": "string"}
+FLOW_ID_SCHEMA: Json = {"type": "string", "pattern": r"^[a-z][a-z0-9_]{0,63}$",
+                        "example": "phonebank_outbound"}
 INT: Json = {"type": "integer"}
 COUNT: Json = {"type": "integer", "minimum": 0}
 NUMBER: Json = {"type": "number"}
 BOOL: Json = {"type": "boolean"}
 POSIX: Json = {"type": "number", "description": "POSIX time, seconds"}
+
+
+def _matching_schema() -> Json:
+    """A campaign's `matching:` block (dialer.routing.matching.parse_rules)."""
+    name = {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_-]*$"}
+    preference = obj(["attribute"], attribute=name,
+                     weight={"type": "number", "exclusiveMinimum": True, "minimum": 0,
+                             "maximum": 1e6, "default": 1},
+                     kind={"type": "string", "enum": [k.value for k in PreferenceKind],
+                           "default": "equal"},
+                     mode={"type": "string", "enum": [m.value for m in TagMode],
+                           "default": "jaccard", "description": "tags preferences only"})
+    props: Json = {
+        "required": {"type": "array", "items": name, "uniqueItems": True,
+                     "description": "a lead goes only to an agent who has its value"},
+        "preferences": {"type": "array", "items": preference,
+                        "description": "on answer, the ready agent with the best weighted "
+                                       "score takes the call"},
+        "defaults": {"type": "object", "additionalProperties": {"type": "string", "pattern": r"\S"},
+                     "description": "the value of a lead without the attribute"},
+        "age_bands": {"type": "array", "items": {"type": "string", "pattern": r"\S"}},
+    }
+    return {"type": "object", "properties": props, "additionalProperties": False,
+            "description": "Agent-lead matching (dialer/routing/matching.py); absent: any agent "
+                           "takes any lead. Attributes must be ones agents' profiles have.",
+            "example": {"required": ["language"],
+                        "preferences": [{"attribute": "region", "weight": 2}]}}
 
 
 def _schemas() -> Json:
@@ -66,7 +96,10 @@ def _schemas() -> Json:
             ["seller", "callback_number"],
             seller={"type": "string", "pattern": r"\S", "example": "Acme"},
             callback_number={"type": "string", "pattern": r"\S", "example": "+15550100"},
-            optout_key={"type": "string", "enum": list("0123456789*#"), "default": "9"}),
+            optout_key={"type": "string", "enum": list("0123456789*#"), "default": "9"},
+            flow=nullable({**FLOW_ID_SCHEMA, "description": "an IVR flow whose safe_harbor "
+                                                            "node plays instead of the built-in "
+                                                            "message"})),
         "power_ratio": {"type": "number", "minimum": 1, "maximum": 5, "default": 1.5},
         "abandon_target": {"type": "number", "minimum": 0, "maximum": 0.03, "default": 0.03,
                            "description": "at most 3 % (the legal ceiling)"},
@@ -89,6 +122,9 @@ def _schemas() -> Json:
         "default_region": {"type": "string", "pattern": "^[A-Z]{2}$", "default": "US"},
         "retry": obj(None, False, **retry, max_attempts={"type": "integer", "minimum": 1, "maximum": 100}),
         "agents": {"type": "array", "items": STRING},
+        "matching": _matching_schema(),
+        "flow": nullable({**FLOW_ID_SCHEMA, "description": "agentless mode: the outbound IVR "
+                                                         "flow an answered person hears"}),
     }
     assert set(campaign_props) == TOP_KEYS, "the campaign schema and dialer.core.specs differ"
     lead_input = {"type": "object", "required": ["phone"],

@@ -29,7 +29,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -188,6 +188,11 @@ class CampaignRunner:
         # Inbound (IVR queue) callers given to our agents: channel -> agent, and who to tell
         # whether the caller reached the agent (answered(channel, agent)) or not (refused).
         self.inbound_channels: dict[str, str] = {}
+        # Runs an IVR flow on one of our answered calls (set by the server when it has an
+        # IVR): (channel, flow id, lead, campaign id) -> started. Calls on a flow are the
+        # flow's to end (it plays, takes keys, hangs up); the core only hears the end.
+        self.run_flow: Callable[[str, str, Lead, str], Awaitable[bool]] | None = None
+        self.flow_calls: set[str] = set()  # agentless calls on a flow: it takes their keys
         self.inbound_replies: dict[str, tuple[Callable[[str, str], None],
                                               Callable[[str], None]]] = {}
 
@@ -409,6 +414,9 @@ class CampaignRunner:
                     await ari.rest.play(phone, [RINGBACK], playback_id=f"rb-{cid}")
             case StopRingback(call_id=cid):
                 await ari.rest.stop_playback(f"rb-{cid}")
+            case PlaySafeHarbor(call_id=cid) if self.spec.safe_harbor.flow \
+                    and await self._start_flow(cid, self.spec.safe_harbor.flow):
+                pass
             case PlaySafeHarbor(call_id=cid):
                 pid = f"sh-{cid}"
                 self.playbacks[pid] = cid
@@ -417,8 +425,11 @@ class CampaignRunner:
                 pid = f"msg-{cid}"
                 self.playbacks[pid] = cid
                 await ari.rest.play(cid, ["sound:silence/1", "sound:vm-goodbye"], playback_id=pid)
+            case RunAgentless(call_id=cid) if self.spec.flow \
+                    and await self._start_flow(cid, self.spec.flow, takes_keys=True):
+                pass
             case RunAgentless(call_id=cid):
-                # Minimal built-in outbound flow until the IVR issue lands: a message, then end.
+                # No flow (or no IVR on this server): a built-in message, then the end.
                 pid = f"msg-{cid}"
                 self.playbacks[pid] = cid
                 await ari.rest.play(cid, ["sound:hello-world", "sound:vm-goodbye"], playback_id=pid)
@@ -451,6 +462,20 @@ class CampaignRunner:
                 await ari.rest.stop_recording(cid)
             case ApplyDisposition(attempt_id=aid_, disposition=disp, callback_at=cb):
                 await self._apply_disposition(aid_, disp, cb)
+
+    async def _start_flow(self, cid: str, flow: str, *, takes_keys: bool = False) -> bool:
+        """Hand an answered call to an IVR flow; False (the built-in message plays instead)
+        when this server has no IVR or the flow is not in the live flow set."""
+        call = self.engine.calls.get(cid)
+        if self.run_flow is None or call is None:
+            log.warning("campaign %s: call %s: no IVR to run flow '%s'; built-in message",
+                        self.spec.id, cid, flow)
+            return False
+        if not await self.run_flow(cid, flow, call.lead, self.spec.id):
+            return False
+        if takes_keys:
+            self.flow_calls.add(cid)
+        return True
 
     def offer_inbound(self, channel: str, agent_id: str,
                       answered: Callable[[str, str], None], refused: Callable[[str], None]) -> None:
@@ -609,6 +634,11 @@ class CampaignRunner:
                 self.post(InboundEnded(now, ch.id))
                 if isinstance(item, ChannelLeftBridge):  # dropped from the agent's bridge
                     self._spawn(self.ari.rest.hangup(ch.id))
+            case ChannelDtmfReceived(channel=ch) if ch.id in self.flow_calls:
+                # An agentless flow's keys are its own (its opt-out goes to the DNC list
+                # itself). A safe-harbor flow's opt-out key reaches the core too, which marks
+                # the lead DNC as with the built-in message.
+                pass
             case ChannelDtmfReceived(channel=ch, digit=digit) if ch.id in self.outcomes:
                 self.post(DigitPressed(now, ch.id, digit))
             case ChannelDtmfReceived(channel=ch, digit=digit) if ch.id in self.agent_channels.values():
@@ -619,6 +649,7 @@ class CampaignRunner:
             case PlaybackFinished(playback=pb) if pb.id in self.playbacks:
                 self.post(PlaybackDone(now, self.playbacks.pop(pb.id)))
             case ChannelDestroyed(channel=ch) if ch.id in self.outcomes:
+                self.flow_calls.discard(ch.id)
                 tracker = self.outcomes.pop(ch.id)
                 tracker.feed(item)
                 self.connect_started.pop(ch.id, None)
@@ -714,6 +745,9 @@ class Dialer:
         # Agents' routing profiles: the profiles file, and what each agent gave at login.
         self.profiles = profiles
         self.agent_profiles: dict[str, AgentProfile] = {}
+        # Runs an IVR flow on an answered campaign call (agentless, safe harbor): the server
+        # sets it when it has an IVR (`CampaignRunner.run_flow`).
+        self.run_flow: Callable[[str, str, Lead, str], Awaitable[bool]] | None = None
         self._unlisten = ari.listen(self._route)
 
     def _route(self, item: AriItem) -> None:
@@ -741,6 +775,7 @@ class Dialer:
         if runner is None:
             runner = CampaignRunner(spec, self.ari, self.store, self.clock, self.metrics)
             runner.on_attempt_ended = self.on_attempt_ended
+            runner.run_flow = self.run_flow
             self.runners[campaign_id] = runner
             await runner.start(running=True)
         else:

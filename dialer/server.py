@@ -111,10 +111,10 @@ class Server:
                                           self.dialer.metrics.webhook_deliveries, self.clock)
         await self.webhooks.start()
         self.dialer.on_attempt_ended.append(self.webhooks.attempt_ended)
+        self._start_ivr(self.dialer)  # before resuming: campaigns may run flows
         resumed = await self.dialer.resume_all()
         if resumed:
             log.warning("resumed campaigns after a restart: %s", ", ".join(resumed))
-        self._start_ivr(self.dialer)
         assert self.flows is not None
         assert self.ivr is not None
         api = Api(self.store, self.dialer, self.clock)
@@ -155,6 +155,7 @@ class Server:
         self.ivr = IvrService(self.ari, self.flows, TtsCache(media / "tts"), media_dir=media,
                               asterisk_root=ivr.asterisk_root, metrics=dialer.metrics,
                               hooks=hooks, clock=self.clock)
+        dialer.run_flow = self.ivr.start_outbound
         if ivr.watch:
             self._watch = asyncio.get_running_loop().create_task(self.flows.watch(),
                                                                  name="ivr-flow-watch")

@@ -40,6 +40,19 @@ from dialer.core.pacing import Pacer, PacingSnapshot, RateLimiter, make_pacer
 from dialer.core.retry import after_attempt, dialable
 from dialer.core.roster import Roster
 from dialer.core.window import next_window_open
+from dialer.routing.grouped import GroupLoad, group_snapshot
+from dialer.routing.matching import (
+    NO_AGENT,
+    GroupKey,
+    MatchRules,
+    assign_pools,
+    assign_waiting,
+    best_agent,
+    compatible,
+    group_key,
+    trim_quota,
+)
+from dialer.routing.profiles import AgentProfile
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +74,9 @@ class LeadsClaimed:
 class LeadsAvailable:
     now: float
     count: int
+    # With matching rules that require attributes: dialable leads per group (the store's
+    # scan of the first leads in claim order, `dialer.routing.matching.count_groups`).
+    groups: tuple[tuple[GroupKey, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +140,7 @@ class TimerFired:
 class AgentLogin:
     now: float
     agent_id: str
+    profile: AgentProfile | None = None  # for matching; None: no attributes
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +239,13 @@ Event = (
 # ---------------------------------------------------------------------------------- commands
 @dataclass(frozen=True, slots=True)
 class ClaimLeads:
+    """Claim `count` leads to dial. With matching rules (`groups` not empty): that many of
+    each group, in the store's order; plus `release` leads of groups no logged-in agent may
+    take, which come back in `LeadsClaimed` only to be given back with a delay."""
+
     count: int
+    groups: tuple[tuple[GroupKey, int], ...] = ()
+    release: tuple[tuple[GroupKey, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,6 +438,10 @@ class CampaignEngine:
     inbound: dict[str, str] = field(default_factory=dict)
     # Dispositions set during a call: call id -> (agent, disposition, callback time).
     pending_dispositions: dict[str, tuple[str, str, float | None]] = field(default_factory=dict)
+    # Matching (spec.matching): logged-in agents' profiles, and dialable leads per group.
+    profiles: dict[str, AgentProfile] = field(default_factory=dict)
+    group_leads: dict[GroupKey, int] = field(default_factory=dict)
+    release_pending: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.agents, Roster):  # a plain dict of agents given
@@ -482,8 +509,9 @@ class CampaignEngine:
                 self._pace(now, out)
             case SetRunning(running=running):
                 self.running = running
-            case LeadsAvailable(count=count):
+            case LeadsAvailable(count=count, groups=groups):
                 self.leads_available = count
+                self.group_leads = dict(groups)
             case AbandonStats(abandoned=abandoned, humans=humans, machines=machines):
                 self.abandoned, self.humans, self.machines = abandoned, humans, machines
             case LeadsClaimed():
@@ -510,7 +538,8 @@ class CampaignEngine:
                     out.append(Hangup(cid))
             case TimerFired(now=now, key=key):
                 self._timer(key, now, out)
-            case AgentLogin(now=now, agent_id=aid):
+            case AgentLogin(now=now, agent_id=aid, profile=profile):
+                self.profiles[aid] = profile or AgentProfile(aid, aid)
                 agent = self.agents.get(aid, Agent(aid))
                 self._agent(agent, AgentAction.LOGIN, now, out)
                 if self.spec.ring_agents:  # no nailed-up leg: their phone rings per call
@@ -562,12 +591,135 @@ class CampaignEngine:
             # Never dial while no agent is ready (progressive, power and predictive alike):
             # the predictive look-ahead for agents about to be free applies once one is idle.
             return
+        rules = self.matching
+        if rules is not None and rules.required and self.spec.dial_mode is not DialMode.AGENTLESS:
+            self._pace_groups(rules, snap, now, out)
+            return
         wanted = self.pacer.decide(snap)
         wanted = min(wanted, snap.leads_available, snap.channels_free)
         count = self.limiter.allow(now, wanted) if wanted > 0 else 0
         if count > 0:
             self.claims_pending += count
             out.append(ClaimLeads(count))
+
+    def _pace_groups(self, rules: MatchRules, snap: PacingSnapshot, now: float,
+                     out: list[Command]) -> None:
+        """Matching with required attributes: leads come in groups (their values of the
+        required attributes) that only some agents may take. Each logged-in agent paces with
+        one group (`assign_pools`: a bilingual agent with the group where agents are scarcest
+        for its leads) and the pacer is asked once per group with that group's agents, calls
+        and humans waiting (the campaign's abandon window, leads and channels), never for a
+        group with nobody ready: a pooled count would price the abandon risk as if anyone
+        could take any answer (measured in dialer.sim.matching). Groups no logged-in agent
+        may take are not dialed: some of their leads are claimed to be given back with a
+        delay (`NO_AGENT`), so they stop filling the store's scan."""
+        assert self.pacer is not None
+        assert self.limiter is not None
+        leads = {k: n for k, n in self.group_leads.items() if n > 0}
+        logged = [self.profile(aid) for aid in self.agents]
+        blocked = {k: n for k, n in leads.items() if not any(compatible(k, p) for p in logged)}
+        keys = sorted(k for k in leads if k not in blocked)
+        pools = assign_pools(keys, logged, {k: float(leads[k]) for k in keys})
+        loads = self._group_loads(rules, keys, pools, now)
+        quota: dict[GroupKey, int] = {}
+        for key in keys:
+            load = loads[key]
+            if load.ready == 0:
+                continue
+            n = min(self.pacer.decide(group_snapshot(snap, load)), leads[key])
+            if n > 0:
+                quota[key] = n
+        wanted = min(sum(quota.values()), snap.leads_available, snap.channels_free)
+        count = self.limiter.allow(now, wanted) if wanted > 0 else 0
+        release = () if self.release_pending else tuple(
+            (k, min(n, RELEASE_BATCH)) for k, n in sorted(blocked.items()))
+        if count == 0 and not release:
+            return
+        groups = trim_quota(quota, count)
+        for key, n in groups.items():
+            self.group_leads[key] = max(0, self.group_leads.get(key, 0) - n)
+        self.claims_pending += count
+        self.release_pending = bool(release)
+        out.append(ClaimLeads(count, tuple(sorted(groups.items())), release))
+
+    def _group_loads(self, rules: MatchRules, keys: list[GroupKey], pools: dict[str, GroupKey],
+                     now: float) -> dict[GroupKey, GroupLoad]:
+        """Each group's share of the pacing snapshot: its pool's agents by state, and its
+        calls ringing (with their ages), in AMD and waiting."""
+        ready = dict.fromkeys(keys, 0)
+        busy: dict[GroupKey, list[float]] = {k: [] for k in keys}
+        wrapping: dict[GroupKey, list[float]] = {k: [] for k in keys}
+        for agent in self.agents.values():
+            key = pools.get(agent.id)
+            if key is None:
+                continue
+            if agent.state is AgentState.READY:
+                ready[key] += 1
+            elif agent.state in (AgentState.RESERVED, AgentState.ON_CALL):
+                busy[key].append(now - agent.since)
+            elif agent.state is AgentState.WRAP_UP:
+                wrapping[key].append(now - agent.since)
+        ages: dict[GroupKey, list[float]] = {k: [] for k in keys}
+        in_amd = dict.fromkeys(keys, 0)
+        waiting = dict.fromkeys(keys, 0)
+        amd = self.spec.amd is not AmdMode.OFF
+        for call in self.calls.values():
+            key = group_key(rules, dict(call.lead.attributes))
+            if key not in ready:
+                continue
+            if call.state is CallState.DIALING:
+                ages[key].append(now - call.attempt.originated_at)
+            elif call.state is CallState.AMD and amd:
+                in_amd[key] += 1
+            elif call.state is CallState.WAITING:
+                waiting[key] += 1
+        return {k: GroupLoad(ready[k], tuple(busy[k]), tuple(wrapping[k]), tuple(ages[k]),
+                             in_amd[k], waiting[k]) for k in keys}
+
+    # --------------------------------------------------------------------------- matching
+    @property
+    def matching(self) -> MatchRules | None:
+        """The campaign's matching rules, or None when it has none (any agent, any lead)."""
+        rules = self.spec.matching
+        return None if rules.unconstrained else rules
+
+    def profile(self, agent_id: str) -> AgentProfile:
+        """A logged-in agent's routing profile (one without attributes if none was given)."""
+        return self.profiles.get(agent_id) or AgentProfile(agent_id, agent_id)
+
+    def _choose(self, lead: Lead, ready: list[Agent]) -> Agent | None:
+        """The READY agent to take `lead`: the longest waiting; with matching rules, the
+        best-scoring one of those allowed to take it (ties: the longest waiting). None:
+        nobody ready may take it."""
+        rules = self.matching
+        if rules is None:
+            return ready[0] if ready else None
+        order = {a.id: float(i) for i, a in enumerate(ready)}  # ready() is longest first
+        best = best_agent(rules, dict(lead.attributes), [self.profile(a.id) for a in ready],
+                          order)
+        return None if best is None else self.agents[best.id]
+
+    def _takeable(self, lead: Lead) -> bool:
+        """Some logged-in agent may take the lead (always, without required attributes)."""
+        rules = self.matching
+        if rules is None or not rules.required:
+            return True
+        key = group_key(rules, dict(lead.attributes))
+        return any(compatible(key, self.profile(aid)) for aid in self.agents)
+
+    def _offer_waiting_matched(self, rules: MatchRules, now: float, out: list[Command]) -> None:
+        """Humans waiting, longest first, each to the best ready agent allowed to take them;
+        one nobody ready may take keeps waiting without holding up those behind it."""
+        self.waiting = [cid for cid in self.waiting
+                        if (c := self.calls.get(cid)) is not None and c.state is CallState.WAITING]
+        ready = self.ready_agents()
+        if not self.waiting or not ready:
+            return
+        waiting = [(cid, dict(self.calls[cid].lead.attributes)) for cid in self.waiting]
+        order = {a.id: float(i) for i, a in enumerate(ready)}
+        for cid, aid in assign_waiting(rules, waiting, [self.profile(a.id) for a in ready], order):
+            self.waiting.remove(cid)
+            self._connect(self.calls[cid], self.agents[aid], now, out)
 
     def _claim_previews(self, now: float, out: list[Command]) -> None:
         """Preview: claim one lead for each READY agent who has none (a READY agent has no
@@ -583,7 +735,11 @@ class CampaignEngine:
     def _claimed(self, event: LeadsClaimed, out: list[Command]) -> None:
         now = event.now
         self.claims_pending = max(0, self.claims_pending - event.requested)
+        self.release_pending = False
         window = (self.spec.window_start, self.spec.window_end)
+        # Matching: leads claimed to be given back may have become takeable meanwhile (an
+        # agent logged in); they must not add calls beyond what was paced.
+        room = event.requested if self.matching is not None else len(event.leads)
         for lead, on_dnc, call_id in event.leads:
             reason = dialable(replace(lead, state=LeadState.READY), now=now, on_dnc=on_dnc,
                               window=window)
@@ -597,6 +753,16 @@ class CampaignEngine:
             if reason is not None:
                 out.append(SaveLead(replace(lead, state=LeadState.READY)))
                 continue
+            if not self._takeable(lead):
+                # Matching: no logged-in agent may take it. Not dialed; back after a delay.
+                log.info("lead %s: not dialed (%s)", lead.id, NO_AGENT)
+                out.append(SaveLead(replace(lead, state=LeadState.READY,
+                                            next_at=now + NO_AGENT_DELAY)))
+                continue
+            if room <= 0:
+                out.append(SaveLead(replace(lead, state=LeadState.READY)))
+                continue
+            room -= 1
             attempt = Attempt(id=call_id, campaign_id=self.spec.id, lead_id=lead.id,
                               phone=lead.phone, originated_at=now)
             if self.spec.dial_mode is DialMode.PREVIEW:
@@ -673,9 +839,9 @@ class CampaignEngine:
             out.append(ConnectAgent(call.id, reserved.id, self.spec.recording))
             return
         call.agent_id = None
-        ready = self.ready_agents()
-        if ready:
-            self._connect(call, ready[0], now, out)
+        agent = self._choose(call.lead, self.ready_agents())
+        if agent is not None:
+            self._connect(call, agent, now, out)
         else:
             self._set(call, CallState.WAITING, "human, no agent ready")
             self.waiting.append(call.id)
@@ -689,6 +855,10 @@ class CampaignEngine:
         out.append(ConnectAgent(call.id, agent.id, self.spec.recording))
 
     def _offer_waiting(self, now: float, out: list[Command]) -> None:
+        rules = self.matching
+        if rules is not None:
+            self._offer_waiting_matched(rules, now, out)
+            return
         while self.waiting:
             ready = self.ready_agents()
             if not ready:
@@ -869,11 +1039,10 @@ class CampaignEngine:
     # ---------------------------------------------------------------------------- preview
     def _preview(self, call: Call, now: float, out: list[Command]) -> None:
         """Reserve a claimed lead for the READY agent waiting longest, or give it back."""
-        ready = self.ready_agents()
-        if not ready:
+        agent = self._choose(call.lead, self.ready_agents())
+        if agent is None:
             out.append(SaveLead(replace(call.lead, state=LeadState.READY)))
             return
-        agent = ready[0]
         self.calls[call.id] = call
         call.agent_id = agent.id
         self._agent(agent, AgentAction.RESERVE, now, out, call_id=call.id)
@@ -951,6 +1120,12 @@ class CampaignEngine:
 
 #: Preview: a skipped lead is offered again after this many seconds (not straight back).
 PREVIEW_SKIP_DELAY = 3600.0
+
+#: Matching: a lead no logged-in agent may take is offered again after this many seconds.
+NO_AGENT_DELAY = 300.0
+
+#: Matching: at most this many leads of a group nobody may take are given back per claim.
+RELEASE_BATCH = 50
 
 #: Disposition codes an agent keys on the phone's keypad during the call or wrap-up.
 PHONE_CODES: dict[str, str] = {"1": "sale", "2": "no_sale", "3": "not_interested", "4": "dnc",

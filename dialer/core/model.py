@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from dialer.core.outcome import DialOutcome
+from dialer.routing.matching import MatchRules
 
 
 class DialMode(StrEnum):
@@ -115,6 +116,9 @@ class SafeHarbor:
     callback_number: str
     optout_key: str = "9"
     prompt: str = "sound:safe-harbor"  # rendered per campaign; see the IVR issue for TTS
+    # An IVR flow (ivr_flows/) that plays the message instead of the built-in one: its
+    # safe_harbor node names the seller and number and takes the opt-out key.
+    flow: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,3 +149,8 @@ class CampaignSpec:
     default_region: str = "US"  # for numbers written without a country code
     retry: RetryRules = field(default_factory=RetryRules)
     agents: tuple[str, ...] = ()  # agent ids who may take this campaign's calls
+    # Agent-lead matching (dialer.routing.matching): required attributes and weighted
+    # preferences; the default (no rules) routes to the longest-idle agent and dials any lead.
+    matching: MatchRules = MatchRules()
+    # Agentless mode: the outbound IVR flow (ivr_flows/) an answered person hears.
+    flow: str | None = None

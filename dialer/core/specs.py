@@ -21,6 +21,11 @@ A campaign file (or API body) looks like:
                                    # their answer must come within connect_limit (else safe harbor)
     wrapup: 10
     retry: {busy: 600, no_answer: 3600, machine: 14400, max_attempts: 5}
+    matching:                      # optional: agent-lead matching (dialer/routing/matching.py)
+      required: [language]         # a lead goes only to an agent who has its value
+      preferences:                 # on answer, the ready agent with the best score
+        - {attribute: region, weight: 2}
+        - {attribute: tags, weight: 3, kind: tags}
 """
 
 from __future__ import annotations
@@ -35,12 +40,13 @@ import phonenumbers
 from dialer.core.model import AmdMode, CampaignSpec, DialMode, RetryRules, SafeHarbor
 from dialer.core.window import parse_hhmm
 from dialer.errors import DialerError
+from dialer.routing.matching import MatchRules, RulesError, check_attributes, parse_rules
 
 CAMPAIGN_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 TOP_KEYS = {"id", "name", "dial_mode", "trunk", "caller_id", "safe_harbor", "power_ratio",
             "abandon_target", "connect_limit", "ring_timeout", "max_cps", "max_channels",
             "window", "amd", "recording", "uk_mode", "amd_false_positive_rate", "ring_agents", "wrapup",
-            "default_region", "retry", "agents"}
+            "default_region", "retry", "agents", "matching", "flow"}
 
 
 class SpecError(DialerError):
@@ -98,7 +104,38 @@ def _ring_agents(data: Mapping[str, Any], dial_mode: DialMode) -> bool:
     return ring
 
 
-def parse_campaign(data: object) -> CampaignSpec:
+def _matching(data: Mapping[str, Any], attributes: frozenset[str] | None) -> MatchRules:
+    """The `matching:` block (absent: no matching). `attributes`: the attribute names agents'
+    profiles have, when known (the server's profiles file); a rule naming another is refused,
+    since a misspelt required attribute would make every lead "without requirement"."""
+    try:
+        rules = parse_rules(data.get("matching"))
+        if attributes is not None and not rules.unconstrained:
+            check_attributes(rules, attributes)
+    except RulesError as exc:
+        head = "; ".join(exc.problems[:5])
+        more = f" (and {len(exc.problems) - 5} more)" if len(exc.problems) > 5 else ""
+        raise SpecError("matching", head + more) from None
+    return rules
+
+
+FLOW_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+def _flow_id(data: Mapping[str, Any], path: str) -> str | None:
+    """An IVR flow id (the file name under ivr_flows/ without .yaml), or None."""
+    value = data.get(path.rsplit(".", 1)[-1])
+    if value is None:
+        return None
+    if not isinstance(value, str) or not FLOW_ID.match(value):
+        raise SpecError(path, f"must be a flow id matching {FLOW_ID.pattern} (a file name "
+                              "in ivr_flows/ without .yaml)")
+    return value
+
+
+def parse_campaign(data: object, *, attributes: frozenset[str] | None = None) -> CampaignSpec:
+    """A campaign from its decoded file or API body; `SpecError` names the first bad field.
+    `attributes`: the agents' profile attribute names, to check `matching:` against."""
     if not isinstance(data, Mapping):
         raise SpecError("campaign", "must be a mapping")
     unknown = sorted(set(data) - TOP_KEYS, key=str)
@@ -118,7 +155,7 @@ def parse_campaign(data: object) -> CampaignSpec:
         raise SpecError("safe_harbor.optout_key", "must be one DTMF key")
     safe_harbor = SafeHarbor(seller=_str(sh, "seller", path="safe_harbor."),
                              callback_number=_str(sh, "callback_number", path="safe_harbor."),
-                             optout_key=optout)
+                             optout_key=optout, flow=_flow_id(sh, "safe_harbor.flow"))
     window = data.get("window", {})
     if not isinstance(window, Mapping):
         raise SpecError("window", "must be {start: HH:MM, end: HH:MM}")
@@ -151,6 +188,7 @@ def parse_campaign(data: object) -> CampaignSpec:
     if region not in phonenumbers.SUPPORTED_REGIONS:
         raise SpecError("default_region", f"unknown region '{region}' (ISO 3166 code, e.g. US)")
     dial_mode = _enum(data, "dial_mode", DialMode, "progressive")
+    matching = _matching(data, attributes)
     return CampaignSpec(
         id=cid,
         name=_str(data, "name", cid),
@@ -176,4 +214,6 @@ def parse_campaign(data: object) -> CampaignSpec:
         default_region=region,
         retry=RetryRules(**({"abandoned": 72 * 3600.0} if uk_mode else {}) | retry_kw),
         agents=tuple(agents),
+        matching=matching,
+        flow=_flow_id(data, "flow"),
     )

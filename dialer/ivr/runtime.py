@@ -45,6 +45,7 @@ from dialer.ari.events import (
     StasisEnd,
     StasisStart,
 )
+from dialer.core.model import Lead
 from dialer.errors import AriError, AriNotFound, DialerError
 from dialer.ivr import engine as e
 from dialer.ivr.library import FlowLibrary, Snapshot
@@ -559,6 +560,20 @@ class IvrService:
         log.info("IVR call %s from %s to %s: flow %s version %s", channel_id,
                  info.caller_number or "?", info.dnis or "-", flow_id, snapshot.version)
         return session
+
+    async def start_outbound(self, channel_id: str, flow_id: str, lead: Lead,
+                             campaign_id: str) -> bool:
+        """Run `flow_id` on an answered campaign call (agentless, safe harbor). False if no
+        flow set is live or it has no such flow (the campaign plays its built-in message)."""
+        snapshot = self.library.current
+        if snapshot is None or flow_id not in snapshot.flowset.flows:
+            log.warning("IVR: campaign %s wants flow '%s', which is not live", campaign_id,
+                        flow_id)
+            return False
+        info = e.CallInfo(call_id=channel_id, caller_number=lead.phone, direction="outbound",
+                          lead={"id": lead.id, "phone": lead.phone, **dict(lead.attributes)},
+                          config={"campaign": campaign_id}, secrets=self.secrets)
+        return await self.start_call(channel_id, flow_id, info) is not None
 
     async def finished(self, session: CallSession) -> None:
         cid = session.channel_id

@@ -64,7 +64,7 @@ from __future__ import annotations
 import heapq
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 from dialer.routing.profiles import DEFAULT_AGE_BANDS, AgentProfile, RoutingError, norm
@@ -97,12 +97,28 @@ class Preference:
 class MatchRules:
     required: tuple[str, ...] = ()
     preferences: tuple[Preference, ...] = ()
-    defaults: Mapping[str, str] = field(default_factory=dict)
+    # (attribute, value) pairs, sorted: a tuple, not a dict, so that rules are hashable and
+    # stored with the campaign spec by the store's codec as they are.
+    defaults: tuple[tuple[str, str], ...] = ()
     age_bands: tuple[str, ...] = DEFAULT_AGE_BANDS
 
     @property
     def unconstrained(self) -> bool:
         return not self.required and not self.preferences
+
+    def default(self, attribute: str) -> str | None:
+        """The value a lead without `attribute` is taken to have, if any."""
+        for name, value in self.defaults:
+            if name == attribute:
+                return value
+        return None
+
+    @property
+    def attributes(self) -> tuple[str, ...]:
+        """Every attribute the rules name (required, then preferences, then defaults)."""
+        names = [*self.required, *(p.attribute for p in self.preferences),
+                 *(name for name, _ in self.defaults)]
+        return tuple(dict.fromkeys(names))
 
 
 #: A lead's group: the (normalised) values of each required attribute, in rule order. An empty
@@ -155,7 +171,30 @@ def parse_rules(data: object, source: str = "matching") -> MatchRules:
             prefs.append(pref)
     if problems:
         raise RulesError(problems, source)
-    return MatchRules(tuple(required), tuple(prefs), defaults, bands)
+    return MatchRules(tuple(required), tuple(prefs), tuple(sorted(defaults.items())), bands)
+
+
+def check_attributes(rules: MatchRules, known: Iterable[str], source: str = "matching") -> None:
+    """Every attribute the rules name must be one that agents' profiles have (`known`, e.g.
+    `ProfileSet.attribute_names`): a misspelt name (``langauge``) would otherwise make every
+    lead "without requirement". Raises `RulesError` naming each unknown attribute."""
+    have = frozenset(known)
+    listed = ", ".join(sorted(have)) or "none"
+    problems = []
+    for i, name in enumerate(rules.required):
+        if name not in have:
+            problems.append(f"required[{i}]: unknown attribute {name!r} (agents' profiles "
+                            f"have: {listed})")
+    for i, pref in enumerate(rules.preferences):
+        if pref.attribute not in have:
+            problems.append(f"preferences[{i}].attribute: unknown attribute {pref.attribute!r} "
+                            f"(agents' profiles have: {listed})")
+    for name, _ in rules.defaults:
+        if name not in have:
+            problems.append(f"defaults.{name}: unknown attribute {name!r} (agents' profiles "
+                            f"have: {listed})")
+    if problems:
+        raise RulesError(problems, source)
 
 
 def _names(value: object, path: str, problems: list[str], *, word: bool = True) -> list[str]:
@@ -214,7 +253,7 @@ def lead_values(rules: MatchRules, lead: LeadAttrs, attribute: str) -> frozenset
     """The lead's values of `attribute` (split, normalised), or the rules' default."""
     raw = lead.get(attribute)
     if raw is None or not raw.strip():
-        raw = rules.defaults.get(attribute)
+        raw = rules.default(attribute)
     if raw is None:
         return frozenset()
     return frozenset(v for v in (norm(p) for p in _SPLIT.split(raw)) if v)
@@ -445,6 +484,60 @@ def select_leads(rules: MatchRules, leads: Sequence[LeadOption], outlook: Sequen
         chosen.update(groups[key][:n])
     dial = tuple(lead.id for lead in leads if lead.id in chosen)
     return DialSelection(dial, skipped, plan)
+
+
+def count_groups(rules: MatchRules,
+                 scanned: Iterable[tuple[str, LeadAttrs]]) -> dict[GroupKey, int]:
+    """Dialable leads per group, from the store's scan ((lead id, attributes) in claim order)."""
+    counts: dict[GroupKey, int] = {}
+    for _, attrs in scanned:
+        key = group_key(rules, attrs)
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def pick_leads(rules: MatchRules, scanned: Sequence[tuple[str, LeadAttrs]],
+               quota: Mapping[GroupKey, int],
+               release: Mapping[GroupKey, int] | None = None) -> list[str]:
+    """The leads to claim, in the store's order: each group's first `quota[key]` leads of
+    `scanned`, and up to `release[key]` leads of each group to be given back with a delay
+    (no logged-in agent may take them: claiming them moves them out of the way of the scan).
+    The claim per group that the store does with this (`claim_listed`)."""
+    left = {k: n for k, n in quota.items() if n > 0}
+    for key, n in (release or {}).items():
+        if n > 0:
+            left[key] = left.get(key, 0) + n
+    picked = []
+    for lead_id, attrs in scanned:
+        if not left:
+            break
+        key = group_key(rules, attrs)
+        n = left.get(key, 0)
+        if n > 0:
+            picked.append(lead_id)
+            if n == 1:
+                del left[key]
+            else:
+                left[key] = n - 1
+    return picked
+
+
+def trim_quota(quota: Mapping[GroupKey, int], count: int) -> dict[GroupKey, int]:
+    """`quota` cut down to `count` calls in all, taken round-robin over the groups in key
+    order (the engine may place fewer calls than the groups asked for: CPS, channels)."""
+    left = {k: n for k, n in quota.items() if n > 0}
+    out: dict[GroupKey, int] = {}
+    while count > 0 and left:
+        for key in sorted(left):
+            if count == 0:
+                break
+            out[key] = out.get(key, 0) + 1
+            count -= 1
+            if left[key] == 1:
+                del left[key]
+            else:
+                left[key] -= 1
+    return out
 
 
 def assign_pools(keys: Sequence[GroupKey], agents: Iterable[AgentProfile],

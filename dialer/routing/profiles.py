@@ -125,6 +125,11 @@ class ProfileSet:
     def for_queue(self, queue: str) -> list[AgentProfile]:
         return [p for p in self.agents.values() if queue in p.queues]
 
+    @property
+    def attribute_names(self) -> frozenset[str]:
+        """Every attribute some agent has (what a campaign's matching rules may name)."""
+        return frozenset(name for p in self.agents.values() for name in p.attributes)
+
 
 # ------------------------------------------------------------------------------- parsing
 def _type_name(value: object) -> str:

@@ -378,3 +378,36 @@ async def test_ring_per_call_rings_the_agent_for_the_answered_customer_then_hang
     await api.agent_state("agent-1002", "READY")  # after the 1 s wrap-up, still logged in
     assert "agent-1002" in runner.engine.agents
     seen.stop()
+
+
+async def test_safe_harbor_can_be_an_ivr_flow_whose_opt_out_reaches_dnc(
+    api: Client, server: Server
+) -> None:
+    # As above, but the abandoned caller hears ivr_flows/safe_harbor.yaml (text-to-speech),
+    # whose opt-out key they press.
+    await setup(api, ["+12125558002", "+12125557002"], ["agent-1001"], dial_mode="power",
+                power_ratio=2.0, safe_harbor={"seller": "Acme", "callback_number": "+15550100",
+                                              "optout_key": "9", "flow": "safe_harbor"})
+    attempt = await api.ended_attempt("it:+12125557002")
+    assert attempt["result"] == "abandoned", attempt
+    assert (await api.lead("it:+12125557002"))["state"] == "dnc"
+    assert (await api.call("GET", "/dnc/+12125557002?campaign=it", 200))["dnc"] is True
+    assert server.ivr is not None
+    record = next(r for r in server.ivr.records if r.call_id == attempt["id"])
+    assert record.flow == "safe_harbor"
+    assert record.path == ("message", "opted_out")
+
+
+async def test_agentless_campaign_runs_its_outbound_flow_on_answer(
+    api: Client, server: Server
+) -> None:
+    # ivr_flows/phonebank_outbound.yaml: the person (who presses 9 after 3.5 s) opts out.
+    await setup(api, ["+12125557003"], [], dial_mode="agentless", flow="phonebank_outbound")
+    attempt = await api.ended_attempt("it:+12125557003")
+    assert attempt["result"] == "agentless", attempt
+    assert (await api.call("GET", "/dnc/+12125557003?campaign=it", 200))["dnc"] is True
+    assert server.ivr is not None
+    record = next(r for r in server.ivr.records if r.call_id == attempt["id"])
+    assert record.flow == "phonebank_outbound"
+    assert record.path == ("script", "opt_out")
+    assert record.disposition == "dnc"

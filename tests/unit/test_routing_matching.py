@@ -70,7 +70,7 @@ def test_given_a_bilingual_agent_then_they_may_take_either_language() -> None:
 def test_given_a_lead_without_the_attribute_then_any_agent_unless_a_default_applies() -> None:
     en, es = agent("en1", "en"), agent("es1", "es")
     assert score(LANG, {}, es) == 0.0
-    with_default = MatchRules(required=("language",), defaults={"language": "en"})
+    with_default = MatchRules(required=("language",), defaults=(("language", "en"),))
     assert score(with_default, {}, es) is None
     assert score(with_default, {"language": ""}, en) == 0.0
 
@@ -223,7 +223,7 @@ def test_rules_parse_with_defaults_and_every_preference_kind() -> None:
     assert [p.kind for p in FULL.preferences] == [PreferenceKind.EQUAL, PreferenceKind.AGE_BAND,
                                                  PreferenceKind.TAGS]
     assert parse_rules(None) == MatchRules()
-    assert parse_rules({"defaults": {"language": "en"}}).defaults == {"language": "en"}
+    assert parse_rules({"defaults": {"language": "en"}}).defaults == (("language", "en"),)
 
 
 def test_bad_rules_are_refused_with_every_problem_and_its_path() -> None:
