@@ -139,11 +139,11 @@ async def campaign_demo(config: Config, minutes: float, n_agents: int, n_leads: 
         elapsed = time.time() - started
         for cid in list(runner.engine.calls):
             await server.ari.rest.hangup(cid)
+        await ivr_demo(server)  # while the agents are still logged in: blended inbound
         for aid in agent_ids:
             async with session.post(f"{base}/agents/{aid}/logout"):
                 pass
         await summary(server, runner, elapsed, n_agents)
-        await ivr_demo(server)
 
 
 # Scripted callers (asterisk_conf/testbed/extensions.conf, context ivrcaller) dialing the
@@ -178,9 +178,10 @@ async def ivr_demo(server: Server) -> None:
         for record in ivr.records:
             if record.call_id in channels and record.call_id not in done:
                 done[record.call_id] = record
+                extra = f" (agent {record.agent})" if record.agent else \
+                    (f" (message {record.recordings[0]})" if record.recordings else "")
                 print(f"  {channels[record.call_id]:34s} {' > '.join(record.path)} "
-                      f"=> {record.disposition}"
-                      + (f" (message {record.recordings[0]})" if record.recordings else ""))
+                      f"=> {record.disposition}{extra}")
         await asyncio.sleep(0.2)
     for channel in channels:
         if channel not in done:

@@ -75,8 +75,24 @@ class Lead:
 
 
 @dataclass(frozen=True, slots=True)
+class EscalationRecord:
+    """One escalation (cold or warm, to a supervisor) or supervision (listen, whisper, barge) of
+    the call, as `dialer.core.escalation` decided it: who, when, how asked, how it ended."""
+
+    at: float
+    kind: str  # cold | warm | listen | whisper | barge
+    agent_id: str
+    supervisor_id: str
+    via: str = "api"  # api | phone (a feature code keyed on the agent's phone)
+    outcome: str | None = None  # transferred, joined, handed_over, cancelled, stopped, failed, ...
+    outcome_at: float | None = None
+    ended_at: float | None = None  # the supervisor left the call (or it ended)
+
+
+@dataclass(frozen=True, slots=True)
 class Attempt:
-    """Every attempt is recorded: phase times, result, cause, agent, disposition, recording."""
+    """Every attempt is recorded: phase times, result, cause, agent, disposition, recording,
+    escalations."""
 
     id: str  # also the customer channel id in Asterisk
     campaign_id: str
@@ -93,6 +109,7 @@ class Attempt:
     agent_id: str | None = None
     disposition: str | None = None
     recording: str | None = None
+    escalations: tuple[EscalationRecord, ...] = ()  # older records have none
 
 
 @dataclass(frozen=True, slots=True)

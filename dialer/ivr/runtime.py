@@ -274,7 +274,7 @@ class CallSession:
                 if self.transfer_channel is not None:
                     await rest.hangup(self.transfer_channel)
             case e.Record():
-                name = f"{RECORDING_PREFIX}-{c.mailbox}-{self.call_id}-{c.recording_id}"
+                name = f"{RECORDING_PREFIX}-{c.mailbox}-{c.recording_id}"  # ids hold the call id
                 name = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
                 self.recordings[name] = c.recording_id
                 svc.by_recording[name] = self

@@ -2,92 +2,37 @@
 
     python -m dialer.sim.matching --agents 20 --hours 2 --seeds 3
 
-Question (issue 7): what does agent-lead matching buy (the matched-pair rate) and what does it
-cost (occupancy, talk minutes per agent-hour, abandon) against dialing that ignores it?
+Question (issue 7): what does agent-lead matching buy (the matched-pair rate, the preference
+score of each pair) and what does it cost (occupancy, talk minutes per agent-hour, abandon)
+against dialing that ignores it?
 
 Set-up. Leads carry attributes drawn per lead index (so every mode meets the same customers):
 a language (``es`` for `spanish_leads` of them, else ``en``), a region, an age band and
 shared-background tags. Agents are Spanish-only, bilingual or English-only in the given
-shares, with a region, an age band and tags. The campaign's rules require the language and
-prefer region (weight 2), age band (1) and tag overlap (3, Jaccard):
+shares, with a region, an age band and tags; each logs in with that profile (`AgentLogin`).
+The modes differ only in the campaign spec's ``matching:`` rules, driven through the core's
+own hooks (`dialer.core.campaign.CampaignEngine`, no subclass):
 
-* ``unmatched``: today's core: the store's lead order, the longest-idle ready agent takes
-  each answer. Its pairs are scored afterwards with the same rules.
-* ``required``: the pacer's pooled count, split between the language groups by
-  `dialer.routing.matching.plan_dials` (from the agents ready or soon free); an answered lead
-  goes only to an agent who speaks its language (longest idle among them); a Spanish lead
-  with no Spanish speaker free within the 2 seconds is abandoned.
-* ``preferred``: as ``required``, and the answered lead goes to the best-scoring agent.
-* ``grouped``: the pacer run per language group (`dialer.routing.grouped.GroupedPacer`: each
-  agent paces with one group, `dialer.routing.matching.assign_pools`), the claim split by the groups' answers;
-  routing as ``preferred``.
+* ``unmatched``: no rules (today's behaviour): the store's lead order, the longest-idle ready
+  agent takes each answer. Its pairs are scored afterwards with the full rules.
+* ``required``: ``required: [language]``. The engine paces each language group on its own
+  (every agent paces with one group, `dialer.routing.matching.assign_pools`; the pacer asked
+  per group with that group's agents and calls), claims each group's leads
+  (`ClaimLeads.groups`), and an answered lead goes only to an agent who speaks its language
+  (longest idle among them); one with nobody free within the 2 seconds is abandoned.
+* ``preferred``: as ``required``, plus preferences region (weight 2), age band (1) and tag
+  overlap (3, Jaccard): the answered lead goes to the best-scoring ready speaker.
 
 The matched-pair rate is the share of connected calls whose agent speaks the lead's
-language; the preference score is the rules' score of each connected pair (the best possible
-for one pair is 2 + 1 + 3 = 6).
+language; the score is the full rules' score of each connected pair (6 at best).
 
-How it is driven, and what the core needs
------------------------------------------
-The core's `CampaignEngine` has no matching hook yet (the campaign engine is being changed by
-another task as this is written, and is not edited here). This experiment therefore drives
-the same engine through the smallest possible subclass, `MatchingEngine`, which overrides
-three private methods — the surface a real hook would replace:
-
-* `_human`: on answer, the call is routed with `best_agent` instead of the head of
-  `ready_agents()`;
-* `_offer_waiting`: waiting humans are served with `assign_waiting` (a waiting Spanish lead
-  does not block an English one behind it);
-* lead choice: the simulator's `ClaimLeads` handler (standing in for the store) asks
-  `plan_dials` how many leads of each language to hand out, from the engine's agents (ready:
-  p = 1; on a call or in wrap-up: the pacer model's ``p_free`` over its ring-time horizon).
-
-Measured (``python -m dialer.sim.matching``, 15 % live answer, 90 s talk; 25 % Spanish leads,
-15 % Spanish-only and 10 % bilingual agents; 3 seeds, 4 h for 10 and 20 agents, 2 seeds, 1 h
-for 100). Talk minutes per agent-hour / abandon, means:
-
-    agents  unmatched      required       preferred      grouped
-    10      40.1 / 2.55 %  22.9 / 3.87 %  22.6 / 3.55 %  38.5 / 2.64 %
-    20      46.3 / 2.39 %  32.0 / 2.97 %  31.2 / 2.97 %  43.8 / 2.58 %
-    100     50.5 / 1.41 %  46.5 / 2.78 %  46.1 / 2.77 %  49.7 / 1.72 %
-
-Unmatched pairs were 65-70 % language-matched; every matched mode 100 %. Splitting the
-pooled count (``required``) loses 8-43 % of the talk time and broke the 3 % ceiling with 10
-agents: the pooled pacer prices the abandon risk as if any agent could take any answer, the
-partitioned pools are more variable, the abandon budget runs out and the pacer tapers. Pacing
-each group on its own (``grouped``) costs 2-5 % and stays under the ceiling. (The figures
-move with the core pacer, which was being changed while they were taken.)
-So the hook to build is per-group pacing, with `plan_dials` as the fallback for pacers that
-cannot be run per group.
-
-Proposed hooks for dialer/core/campaign.py (integration by the lead)::
-
-    class AgentChooser(Protocol):          # dialer.routing.matching.best_agent / assign_waiting
-        def choose(self, lead: Lead, ready: Sequence[Agent]) -> Agent | None: ...
-        def assign_waiting(self, waiting: Sequence[Call],
-                           ready: Sequence[Agent]) -> list[tuple[str, str]]: ...
-
-    class LeadGroups(Protocol):            # per-group pacing, as GroupedPacer does here
-        def key(self, lead: Lead) -> GroupKey: ...                 # matching.group_key
-        def pools(self, agents: Sequence[Agent]) -> dict[str, GroupKey]:  # matching.assign_pools
-            ...
-
-    CampaignEngine(spec, pacer=..., chooser: AgentChooser | None = None,
-                   groups: LeadGroups | None = None)
-    ClaimLeads(count: int, groups: tuple[tuple[GroupKey, int], ...] = ())   # () = any lead
-
-`_human` calls ``chooser.choose`` (None: the call WAITs), `_offer_waiting` calls
-``chooser.assign_waiting``; `_pace` builds one `PacingSnapshot` per group (its pool's agents,
-its ringing ages, calls in AMD and waiting humans; the campaign's abandon window and free
-channels), asks the pacer for each (skipping a group with nobody ready), and emits
-``ClaimLeads(sum, groups=...)``; the store claims per group from a ready set per group key
-(a new key pattern in dialer/store/keys.py), and a claimed lead whose group no logged-in
-agent can take is released with a delay and the reason `NO_AGENT`, never dialed. Here the
-engine's three private methods (`ready_agents` during `_human`, `_human`, `_offer_waiting`)
-are overridden by `MatchingEngine`, and the per-group pacing is the routing package's
-`GroupedPacer` wrapped around the core pacer, fed by `group_loads` reading the engine — the
-surface these hooks would replace. Known differences: the simulator splits
-the claim at claim time (5 ms after the tick), and CPS tokens for calls a split declines are
-spent.
+The simulator stands in for the store: a `ClaimLeads` with groups hands out each group's
+next leads in lead order (`AttributedLeadPool`), and `LeadsAvailable` carries the dialable
+leads per group, as the runtime's store scan does. A pooled alternative (the pacer asked
+once, its count split between the groups by `dialer.routing.matching.plan_dials`) was
+measured before the hooks existed: it lost 8-43 % of the talk time and went over the 3 %
+ceiling with 10 agents, because a pacer that sees the pooled agents under-prices the abandon
+risk of partitioned groups; hence per-group pacing in the core.
 """
 
 from __future__ import annotations
@@ -97,35 +42,28 @@ import heapq
 import random
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from functools import partial
+from typing import Any
 
-from dialer.core.agent import Agent, AgentState
-from dialer.core.campaign import Call, CallState, CampaignEngine, ClaimLeads, Command, ConnectAgent
+from dialer.core.agent import AgentState
+from dialer.core.campaign import AgentLogin, ClaimLeads, ConnectAgent, Event, LeadsAvailable
 from dialer.core.model import Lead, LeadState
-from dialer.core.pacing import Pacer, PredictivePacer
-from dialer.routing.grouped import GroupedPacer, GroupLoad
 from dialer.routing.matching import (
-    AgentOutlook,
     GroupKey,
     MatchRules,
     Preference,
     PreferenceKind,
-    assign_pools,
-    assign_waiting,
-    best_agent,
     group_key,
-    plan_dials,
     score,
 )
 from dialer.routing.profiles import DEFAULT_AGE_BANDS, AgentProfile, norm
 from dialer.sim.metrics import RunResult
 from dialer.sim.policy import Policy
 from dialer.sim.scenario import Customers, Scenario, Staff
-from dialer.sim.simulator import LeadPool, Simulator, _Desk
+from dialer.sim.simulator import _CLAIM, CLAIM_LATENCY, LeadPool, Simulator, _Desk
 
-MODES = ("unmatched", "required", "preferred", "grouped")
+MODES = ("unmatched", "required", "preferred")
 REGIONS = ("north", "south", "east", "west")
 TAGS = ("veteran", "nurse", "teacher", "farmer", "student", "parent")
 
@@ -250,95 +188,17 @@ class AttributedLeadPool(LeadPool):
         return out
 
 
-@dataclass
-class MatchingEngine(CampaignEngine):
-    """The core engine with matched routing on answer (see the module docstring: the three
-    overridden methods are what the proposed `AgentChooser` hook replaces)."""
-
-    rules: MatchRules = field(default_factory=MatchRules)
-    profiles: dict[str, AgentProfile] = field(default_factory=dict)
-    _routing: Call | None = field(default=None, init=False, repr=False)
-
-    def _ready_profiles(self, ready: list[Agent]) -> list[AgentProfile]:
-        return [self.profiles[a.id] for a in ready]
-
-    def ready_agents(self) -> list[Agent]:
-        ready = super().ready_agents()
-        call = self._routing
-        if call is None:
-            return ready
-        idle = {a.id: a.since for a in ready}
-        best = best_agent(self.rules, dict(call.lead.attributes), self._ready_profiles(ready), idle)
-        return [] if best is None else [self.agents[best.id]]
-
-    def _human(self, call: Call, now: float, out: list[Command]) -> None:
-        self._routing = call
-        try:
-            super()._human(call, now, out)
-        finally:
-            self._routing = None
-
-    def _offer_waiting(self, now: float, out: list[Command]) -> None:
-        self.waiting = [cid for cid in self.waiting
-                        if (c := self.calls.get(cid)) is not None and c.state is CallState.WAITING]
-        if not self.waiting:
-            return
-        ready = super().ready_agents()
-        if not ready:
-            return
-        waiting = [(cid, dict(self.calls[cid].lead.attributes)) for cid in self.waiting]
-        pairs = assign_waiting(self.rules, waiting, self._ready_profiles(ready),
-                               {a.id: a.since for a in ready})
-        for cid, aid in pairs:
-            self.waiting.remove(cid)
-            self._connect(self.calls[cid], self.agents[aid], now, out)
-
-
-def group_loads(engine: CampaignEngine, profiles: dict[str, AgentProfile],
-                weights: dict[GroupKey, float], now: float) -> dict[GroupKey, GroupLoad]:
-    """The engine's agents and calls by language group, for `GroupedPacer` (the view the
-    proposed `LeadGroups` hook would give the engine itself)."""
-    keys = list(LANGUAGE_GROUPS)
-    pools = assign_pools(keys, (profiles[a] for a in engine.agents), weights)
-    ready = dict.fromkeys(keys, 0)
-    busy: dict[GroupKey, list[float]] = {k: [] for k in keys}
-    wrapping: dict[GroupKey, list[float]] = {k: [] for k in keys}
-    for agent in engine.agents.values():
-        key = pools.get(agent.id)
-        if key is None:
-            continue
-        if agent.state is AgentState.READY:
-            ready[key] += 1
-        elif agent.state in (AgentState.RESERVED, AgentState.ON_CALL):
-            busy[key].append(now - agent.since)
-        elif agent.state is AgentState.WRAP_UP:
-            wrapping[key].append(now - agent.since)
-    ages: dict[GroupKey, list[float]] = {k: [] for k in keys}
-    in_amd = dict.fromkeys(keys, 0)
-    waiting = dict.fromkeys(keys, 0)
-    for call in engine.calls.values():
-        key = group_key(REQUIRED_ONLY, dict(call.lead.attributes))
-        if key not in ready:
-            continue
-        if call.state is CallState.DIALING:
-            ages[key].append(now - call.attempt.originated_at)
-        elif call.state is CallState.AMD:
-            in_amd[key] += 1
-        elif call.state is CallState.WAITING:
-            waiting[key] += 1
-    return {k: GroupLoad(ready[k], tuple(busy[k]), tuple(wrapping[k]), tuple(ages[k]), in_amd[k],
-                         waiting[k]) for k in keys}
-
-
-def trim(quota: dict[GroupKey, int], count: int) -> list[GroupKey]:
-    """`count` group keys taken round-robin from `quota` (the engine may claim fewer calls than
-    the groups asked for: CPS, channels, leads)."""
-    left = dict(quota)
+def interleave(groups: Sequence[tuple[GroupKey, int]]) -> list[GroupKey]:
+    """A claim's groups as the order of leads to hand out: round-robin over the groups, so
+    that the groups' calls are placed interleaved (`trim_quota` keeps the same order)."""
+    left = {k: n for k, n in groups if n > 0}
     order: list[GroupKey] = []
-    while len(order) < count and any(left.values()):
+    while left:
         for key in sorted(left):
-            if left[key] > 0 and len(order) < count:
-                order.append(key)
+            order.append(key)
+            if left[key] == 1:
+                del left[key]
+            else:
                 left[key] -= 1
     return order
 
@@ -361,7 +221,10 @@ class Pairs:
 
 
 class MatchingSimulator(Simulator):
-    """`Simulator` with attributed leads and agents, in one of `MODES`."""
+    """`Simulator` with attributed leads and agents, in one of `MODES`: the campaign spec's
+    ``matching:`` rules are the only difference between the modes (the core does the rest);
+    this class plays the store's part (per-group claims and counts) and logs agents in with
+    their profiles."""
 
     def __init__(self, scenario: Scenario, policy: Policy, seed: int = 1, *, mode: str,
                  population: Population | None = None) -> None:
@@ -371,104 +234,52 @@ class MatchingSimulator(Simulator):
         self.mode = mode
         self.population = population or Population()
         self.pairs = Pairs()
-        self.plans = 0
-        self.declined = 0  # calls the pacer wanted that the plan did not place
-        rules = RULES if mode in ("preferred", "grouped") else REQUIRED_ONLY
+        self.released = 0  # leads claimed only to be given back (no agent may take them)
+        rules = {"unmatched": MatchRules(), "required": REQUIRED_ONLY, "preferred": RULES}[mode]
         self.profiles: dict[str, AgentProfile] = {}
         for desk in self.desks:
             for i, aid in enumerate(desk.agents):
                 self.profiles[aid] = self.population.agent_profile(aid, i, len(desk.agents))
-            old = desk.engine
-            if mode != "unmatched":
-                pacer: Pacer | None = old.pacer
-                if mode == "grouped":
-                    assert pacer is not None
-                    pacer = GroupedPacer(pacer)
-                engine = MatchingEngine(old.spec, pacer=pacer, rules=rules, profiles=self.profiles)
-                desk.engine = engine
-                if isinstance(pacer, GroupedPacer):
-                    share = self.population.spanish_leads
-                    weights = {LANGUAGE_GROUPS[0]: 1.0 - share, LANGUAGE_GROUPS[1]: share}
-                    pacer.loads = partial(group_loads, engine, self.profiles, weights)
+            desk.engine.spec = replace(desk.engine.spec, matching=rules)
             pool = desk.pool
             desk.pool = AttributedLeadPool(pool.campaign_id, scenario.zone, pool.size, pool.start,
                                            self.population, REQUIRED_ONLY, seed)
 
-    # The store's side of the proposed per-group claim.
+    # Agents log in with their profiles (the runtime: the profiles file or the login body).
+    def _login(self, desk: _Desk, aid: str) -> None:
+        if self._state(desk, aid) is AgentState.LOGGED_OUT and self._on_shift():
+            self._deliver(desk, AgentLogin(self.now, aid, self.profiles[aid]), self._handlers)
+
+    # The store's count of dialable leads per group (the runtime scans the store for it).
+    def _deliver(self, desk: _Desk, event: Event,
+                 handlers: dict[type, Callable[[_Desk, Any], None]]) -> None:
+        if type(event) is LeadsAvailable and desk.engine.matching is not None:
+            pool = desk.pool
+            assert isinstance(pool, AttributedLeadPool)
+            counts = pool.available_by_group(event.now, LANGUAGE_GROUPS)
+            event = LeadsAvailable(event.now, event.count, tuple(sorted(counts.items())))
+        super()._deliver(desk, event, handlers)
+
+    # The store's side of the per-group claim (`ClaimLeads.groups` and `.release`).
     def _claim(self, desk: _Desk, command: ClaimLeads) -> None:
         pool = desk.pool
         assert isinstance(pool, AttributedLeadPool)
-        if self.mode == "unmatched":
+        if not command.groups and not command.release:
             pool.plan = None
             super()._claim(desk, command)
             return
-        engine = desk.engine
-        if isinstance(engine.pacer, GroupedPacer):
-            pool.plan = trim(engine.pacer.quota, command.count)
-            self.plans += 1
-            self.declined += command.count - len(pool.plan)
+        if command.count > 0:
+            pool.plan = interleave(command.groups)
             super()._claim(desk, command)
-            pool.plan = None
-            return
-        outlook, p_live, in_flight = self._outlook(engine)
-        keys = sorted(set(LANGUAGE_GROUPS) | set(in_flight))
-        plan = plan_dials(pool.available_by_group(self.now, keys), outlook, command.count,
-                          p_live=p_live, in_flight=in_flight)
-        order = [k for k, n in sorted(plan.quota.items()) for _ in range(n)]
-        random.Random(self.call_seq).shuffle(order)  # interleave the groups' calls
-        self.plans += 1
-        self.declined += command.count - len(order)
-        pool.plan = order
-        super()._claim(desk, command)
+        if command.release:  # not dials: no CPS; handed back by the engine with a delay
+            pool.plan = interleave(command.release)
+            leads: list[tuple[Lead, bool, str]] = []
+            while pool.plan and (lead := pool.take(self.now)) is not None:
+                self.call_seq += 1
+                leads.append((lead, lead.phone in self.dnc, f"c{self.call_seq}"))
+            self.released += len(leads)
+            self._push(self.now + CLAIM_LATENCY, _CLAIM, desk.index, (0, tuple(leads)))
         pool.plan = None
-
-    def _outlook(self, engine: CampaignEngine) -> tuple[list[AgentOutlook], float,
-                                                         dict[GroupKey, float]]:
-        pacer = engine.pacer
-        model = pacer.model if isinstance(pacer, PredictivePacer) else None
-        p_live = min(1.0, max(1e-3, model.p_live)) if model is not None else 1.0
-        now = self.now
-        busy: list[Agent] = []
-        wrapping: list[Agent] = []
-        outlook: list[AgentOutlook] = []
-        for agent in engine.agents.values():
-            profile = self.profiles[agent.id]
-            if agent.state is AgentState.READY:
-                outlook.append(AgentOutlook(profile, 1.0))
-            elif agent.state in (AgentState.RESERVED, AgentState.ON_CALL):
-                busy.append(agent)
-            elif agent.state is AgentState.WRAP_UP:
-                wrapping.append(agent)
-            else:
-                outlook.append(AgentOutlook(profile, 0.0))
-        if model is not None:
-            qs = model.p_free(tuple(now - a.since for a in busy),
-                              tuple(now - a.since for a in wrapping), model.ring_time)
-        else:
-            qs = [0.0] * (len(busy) + len(wrapping))
-        for agent, q in zip(busy + wrapping, qs, strict=True):
-            outlook.append(AgentOutlook(self.profiles[agent.id], min(1.0, max(0.0, q))))
-        # Expected live answers still to come, per group: ringing calls weighed by how long
-        # they have rung (the core model's `live_to_come`), humans waiting count 1.
-        ages: dict[GroupKey, list[float]] = {}
-        in_amd: dict[GroupKey, int] = {}
-        in_flight: dict[GroupKey, float] = {}
-        for call in engine.calls.values():
-            key = group_key(REQUIRED_ONLY, dict(call.lead.attributes))
-            if call.state is CallState.DIALING:
-                ages.setdefault(key, []).append(now - call.attempt.originated_at)
-            elif call.state is CallState.AMD:
-                in_amd[key] = in_amd.get(key, 0) + 1
-            elif call.state is CallState.WAITING:
-                in_flight[key] = in_flight.get(key, 0.0) + 1.0
-        for key in set(ages) | set(in_amd):
-            weights: list[float] = []
-            if model is not None:
-                model.live_to_come(tuple(ages.get(key, ())), in_amd.get(key, 0), weights)
-            else:
-                weights = [p_live] * (len(ages.get(key, ())) + in_amd.get(key, 0))
-            in_flight[key] = in_flight.get(key, 0.0) + sum(weights)
-        return outlook, p_live, in_flight
 
     def _connect(self, desk: _Desk, command: ConnectAgent) -> None:
         call = desk.engine.calls.get(command.call_id)
@@ -492,7 +303,7 @@ class MatchResult:
     pairs: int
     matched_rate: float
     mean_score: float
-    declined: int
+    released: int  # leads claimed only to be given back: no logged-in agent may take them
 
 
 def run_mode(scenario: Scenario, mode: str, seed: int = 1, *,
@@ -502,7 +313,7 @@ def run_mode(scenario: Scenario, mode: str, seed: int = 1, *,
                             population=population)
     result = sim.run()
     return MatchResult(mode, result, sim.pairs.count, sim.pairs.matched_rate, sim.pairs.mean_score,
-                       sim.declined)
+                       sim.released)
 
 
 def scenario(agents: int = 20, hours: float = 2.0, live: float = 0.15,
@@ -519,6 +330,22 @@ def table(results: Sequence[MatchResult]) -> str:
         lines.append(f"{r.mode:<10} {r.run.seed:>4} {r.run.talk_min_per_hour:>10.1f} "
                      f"{r.run.occupancy:>9.1%} {r.run.abandon:>8.2%} {r.matched_rate:>8.1%} "
                      f"{r.mean_score:>6.2f} {r.pairs:>8} {r.run.dials:>7}")
+    return "\n".join(lines)
+
+
+def means(results: Sequence[MatchResult]) -> str:
+    """One Markdown row per mode: the means over the seeds run."""
+    lines = ["| mode | talk min/agent-h | occupancy | abandon | matched pairs | mean score | "
+             "connects |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for mode in dict.fromkeys(r.mode for r in results):
+        rows = [r for r in results if r.mode == mode]
+        lines.append(
+            f"| {mode} | {statistics.fmean(r.run.talk_min_per_hour for r in rows):.1f} | "
+            f"{statistics.fmean(r.run.occupancy for r in rows):.1%} | "
+            f"{statistics.fmean(r.run.abandon for r in rows):.2%} | "
+            f"{statistics.fmean(r.matched_rate for r in rows):.1%} | "
+            f"{statistics.fmean(r.mean_score for r in rows):.2f} | "
+            f"{statistics.fmean(r.pairs for r in rows):.0f} |")
     return "\n".join(lines)
 
 
@@ -542,6 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{s.name}: {args.spanish_leads:.0%} Spanish leads; agents {args.spanish_agents:.0%} "
           f"Spanish-only, {args.bilingual_agents:.0%} bilingual")
     print(table(results))
+    print()
+    print(means(results))
     return 0
 
 
