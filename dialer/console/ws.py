@@ -92,6 +92,8 @@ class Publisher:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
+            if not self.subscriptions:
+                continue  # nobody watching: no snapshot (it costs CPU on a busy dialer)
             try:
                 self.step()
             except Exception:  # task boundary: a bad read must not end the feed
