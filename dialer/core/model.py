@@ -168,6 +168,6 @@ class CampaignSpec:
     agents: tuple[str, ...] = ()  # agent ids who may take this campaign's calls
     # Agent-lead matching (dialer.routing.matching): required attributes and weighted
     # preferences; the default (no rules) routes to the longest-idle agent and dials any lead.
-    matching: MatchRules = MatchRules()
+    matching: MatchRules = field(default_factory=MatchRules)
     # Agentless mode: the outbound IVR flow (ivr_flows/) an answered person hears.
     flow: str | None = None
