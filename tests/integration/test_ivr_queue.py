@@ -167,3 +167,31 @@ async def test_login_with_an_unknown_skill_is_refused_and_logs_nobody_in(
     assert "unknown skill 'biling'" in body["error"]["message"]
     assert server.dialer is not None
     assert OTHER not in server.dialer.runners[CID].engine.agents
+
+
+async def test_billing_caller_reaches_the_billing_agent_before_others(
+        server: Server, session: aiohttp.ClientSession) -> None:
+    await login(server, session, "agent-1011", skills={"support": 3})
+    await login(server, session, "agent-1012", skills={"billing": 5})
+    channel = await call_in(server, "billing")
+    await until(lambda: record_of(server, channel) is not None, "the flow to hand the caller over")
+    record = record_of(server, channel)
+    assert record is not None
+    assert record.path == ("main", "to_billing")
+    assert record.agent == "agent-1012"
+
+
+async def test_after_the_relax_time_a_billing_caller_reaches_any_agent(
+        server: Server, session: aiohttp.ClientSession) -> None:
+    await login(server, session, "agent-1011", skills={"support": 3})
+    assert server.ivr is not None
+    ivr = server.ivr
+    channel = await call_in(server, "billing")
+    await until(lambda: channel in ivr.sessions and ivr.sessions[channel].run.node is not None
+                and ivr.sessions[channel].run.node.id == "to_billing", "the caller to queue")
+    queued = time.monotonic()
+    await until(lambda: record_of(server, channel) is not None, "the flow to hand the caller over")
+    record = record_of(server, channel)
+    assert record is not None
+    assert record.agent == "agent-1011"
+    assert time.monotonic() - queued >= 3.5  # relax_after 4 s, counted from the enqueue
