@@ -24,6 +24,7 @@ import asyncio
 import base64
 import contextlib
 import cProfile
+import importlib
 import json
 import logging
 import os
@@ -635,7 +636,8 @@ def main() -> None:
     print(f"event loop: {'uvloop' if args.uvloop else 'asyncio'}; IVR flow-file watcher "
           f"{'on' if args.ivr_watch else 'off'}")
     if args.uvloop:
-        import uvloop  # an optional benchmark dependency (the `bench` extra)
+        # An optional benchmark dependency (the `bench` extra), so not typed here.
+        uvloop: Any = importlib.import_module("uvloop")
         uvloop.run(main_async(config, testbed, args))
     else:
         asyncio.run(main_async(config, testbed, args))

@@ -30,15 +30,19 @@ from dialer.core.outcome import DialOutcome
 from tests.unit.test_campaign import NOON, dial_one, of, running, spec
 
 
+def state(engine: CampaignEngine, agent: str) -> AgentState:
+    return engine.agents[agent].state
+
+
 def test_an_inbound_caller_offered_to_a_ready_agent_reserves_them_and_joins_their_bridge() -> None:
     engine = running(CampaignEngine(spec()), agents=1)
     out = engine.handle(InboundOffer(NOON + 1, "in-1", "agent-0"))
     assert of(ConnectInbound, out) == [ConnectInbound("in-1", "agent-0")]
-    assert engine.agents["agent-0"].state is AgentState.RESERVED
+    assert state(engine, "agent-0") is AgentState.RESERVED
     engine.handle(InboundBridged(NOON + 1.01, "in-1"))
-    assert engine.agents["agent-0"].state is AgentState.ON_CALL
+    assert state(engine, "agent-0") is AgentState.ON_CALL
     out = engine.handle(InboundEnded(NOON + 60, "in-1"))
-    assert engine.agents["agent-0"].state is AgentState.WRAP_UP
+    assert state(engine, "agent-0") is AgentState.WRAP_UP
     assert of(StartTimer, out)[0].key == wrap_timer("agent-0")
     assert not of(SaveAttempt, out)  # an inbound call is not a campaign attempt
 
@@ -71,7 +75,7 @@ def test_an_inbound_caller_who_leaves_before_the_bridge_frees_the_agent_at_once(
     engine = running(CampaignEngine(spec()), agents=1)
     engine.handle(InboundOffer(NOON + 1, "in-1", "agent-0"))
     engine.handle(InboundEnded(NOON + 1.5, "in-1"))
-    assert engine.agents["agent-0"].state is AgentState.READY
+    assert state(engine, "agent-0") is AgentState.READY
     assert engine.inbound == {}
 
 
@@ -82,7 +86,7 @@ def test_a_disposition_after_an_inbound_call_ends_wrap_up_without_an_attempt() -
     engine.handle(InboundEnded(NOON + 30, "in-1"))
     out = engine.handle(Disposition(NOON + 31, "agent-0", "other"))
     assert not of(ApplyDisposition, out)
-    assert engine.agents["agent-0"].state is AgentState.READY
+    assert state(engine, "agent-0") is AgentState.READY
     assert engine.inbound == {}
 
 
@@ -92,7 +96,7 @@ def test_the_wrap_up_timer_after_an_inbound_call_makes_the_agent_ready() -> None
     engine.handle(InboundBridged(NOON + 1.01, "in-1"))
     engine.handle(InboundEnded(NOON + 30, "in-1"))
     engine.handle(TimerFired(NOON + 35, wrap_timer("agent-0")))
-    assert engine.agents["agent-0"].state is AgentState.READY
+    assert state(engine, "agent-0") is AgentState.READY
     assert engine.inbound == {}
 
 
@@ -103,7 +107,7 @@ def test_a_disposition_set_during_the_call_is_applied_after_the_calls_own_record
     engine.handle(CallBridged(NOON + 5.01, cid))
     out = engine.handle(Disposition(NOON + 20, "agent-0", "callback", NOON + 86400))
     assert not of(ApplyDisposition, out)  # the call is up: its records are not final yet
-    assert engine.agents["agent-0"].state is AgentState.ON_CALL
+    assert state(engine, "agent-0") is AgentState.ON_CALL
     out = engine.handle(CallEnded(NOON + 40, cid, DialOutcome.ANSWERED, 16))
     kinds = [type(c) for c in out]
     apply_at = kinds.index(ApplyDisposition)
