@@ -187,8 +187,12 @@ async def test_after_the_relax_time_a_billing_caller_reaches_any_agent(
     assert server.ivr is not None
     ivr = server.ivr
     channel = await call_in(server, "billing")
-    await until(lambda: channel in ivr.sessions and ivr.sessions[channel].run.node is not None
-                and ivr.sessions[channel].run.node.id == "to_billing", "the caller to queue")
+
+    def queued_now() -> bool:
+        node = ivr.sessions[channel].run.node if channel in ivr.sessions else None
+        return node is not None and node.id == "to_billing"
+
+    await until(queued_now, "the caller to queue")
     queued = time.monotonic()
     await until(lambda: record_of(server, channel) is not None, "the flow to hand the caller over")
     record = record_of(server, channel)
