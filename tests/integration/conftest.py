@@ -5,6 +5,7 @@ import itertools
 import os
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -15,6 +16,7 @@ from dialer.config import Config
 from dialer.testbed import Testbed
 
 T = TypeVar("T")
+REPO = Path(__file__).resolve().parents[2]
 DEADLINE = 20.0
 # One WebSocket per ARI app name: a second one silently takes all events, so every test
 # session (several may share a testbed) uses its own app name.
@@ -74,3 +76,11 @@ async def wait(fut: asyncio.Future[T], what: str) -> T:
         return await asyncio.wait_for(asyncio.shield(fut), DEADLINE)
     except TimeoutError:
         raise AssertionError(f"timed out after {DEADLINE} s waiting for {what}") from None
+
+
+def repo_config() -> str:
+    """The testbed's dialer.yaml, its relative paths (flows, agent profiles) made absolute
+    for a copy written elsewhere."""
+    text = (REPO / "dialer.yaml").read_text()
+    return text.replace("flows_dir: ivr_flows", f"flows_dir: {REPO / 'ivr_flows'}") \
+        .replace("profiles: agents.yaml", f"profiles: {REPO / 'agents.yaml'}")

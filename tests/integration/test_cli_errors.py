@@ -12,6 +12,7 @@ import pytest
 
 from dialer.config import Config
 from dialer.testbed import Testbed
+from tests.integration.conftest import repo_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,7 +60,7 @@ def test_server_port_in_use_is_named(tmp_path: Path, testbed: Testbed, config: C
         busy.listen()
         port = busy.getsockname()[1]
         cfg = tmp_path / "d.yaml"
-        cfg.write_text((REPO / "dialer.yaml").read_text().replace("port: 18080", f"port: {port}"))
+        cfg.write_text(repo_config().replace("port: 18080", f"port: {port}"))
         assert_one_clear_error(dialer("--config", str(cfg), "serve"),
                                f"cannot listen on 127.0.0.1:{port}")
 
@@ -83,3 +84,4 @@ def test_every_command_has_help(args: list[str]) -> None:
     result = dialer(*args)
     assert result.returncode == 0
     assert "usage: dialer" in result.stdout
+

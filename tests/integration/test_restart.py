@@ -22,6 +22,7 @@ from dialer.auth import bearer_header
 from dialer.config import Config
 from dialer.runner import agent_bridge
 from dialer.testbed import Testbed
+from tests.integration.conftest import repo_config
 from tests.integration.test_campaigns import Client, campaign, eventually
 
 pytestmark = pytest.mark.testbed
@@ -54,10 +55,11 @@ class ServerProcess:
             self.kill(signal.SIGTERM)
 
 
+
 @pytest.fixture
 def server_proc(testbed: Testbed, tmp_path: Path) -> Iterator[ServerProcess]:
     cfg = tmp_path / "dialer.yaml"
-    cfg.write_text((REPO / "dialer.yaml").read_text().replace("port: 18080", f"port: {PORT}"))
+    cfg.write_text(repo_config().replace("port: 18080", f"port: {PORT}"))
     proc = ServerProcess(cfg, tmp_path / "server.log")
     yield proc
     proc.stop()
