@@ -153,6 +153,9 @@ class Api:
         r.add_post("/dnc/import", self.dnc_import)
         r.add_get("/dnc/{number}", self.dnc_check)
         r.add_get("/openapi.json", self.openapi)
+        # Escalation and supervision (imported here: that module builds on this one's helpers).
+        from dialer.escalation_api import EscalationApi
+        EscalationApi(self.store, self.dialer, self.clock).routes(app)
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.json_response(openapi_document(MAX_BODY, MAX_OBJECT_BODY))

@@ -73,6 +73,8 @@ READ: Final = Rule(frozenset({A, S}))  # supervisors read everything
 SUPERVISE: Final = Rule(frozenset({A, S}))
 AGENT_SELF: Final = Rule(frozenset({A, G}), Scope.OWN_AGENT)
 AGENT_READ: Final = Rule(frozenset({A, S, G}), Scope.OWN_AGENT)
+#: Escalating a call: the agent themselves, or a supervisor (or admin) acting for them.
+AGENT_OR_SUPERVISOR: Final = Rule(frozenset({A, S, G}), Scope.OWN_AGENT)
 #: Callback requests from other channels (`dialer.intake`): a web form's backend holds an
 #: intake token, which may do this and nothing else.
 INTAKE: Final = Rule(frozenset({A, S, Role.INTAKE}))
@@ -115,6 +117,12 @@ RULES: Final[dict[tuple[str, str], Rule]] = {
     ("POST", "/ivr/flows/reload"): ADMIN,
     ("GET", "/ivr/calls"): READ,
     ("POST", "/callbacks"): INTAKE,
+    ("POST", "/agents/{aid}/escalate"): AGENT_OR_SUPERVISOR,
+    ("POST", "/agents/{aid}/escalate/join"): AGENT_OR_SUPERVISOR,
+    ("POST", "/agents/{aid}/escalate/handover"): AGENT_OR_SUPERVISOR,
+    ("POST", "/agents/{aid}/escalate/cancel"): AGENT_OR_SUPERVISOR,
+    ("POST", "/supervisors/{sid}/monitor"): SUPERVISE,
+    ("DELETE", "/supervisors/{sid}/monitor"): SUPERVISE,
 }
 
 

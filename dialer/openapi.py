@@ -20,6 +20,7 @@ from dialer.console.docs import console_operations
 from dialer.core.campaign import DISPOSITIONS
 from dialer.core.model import AmdMode, AttemptResult, DialMode, LeadState, RetryRules
 from dialer.core.specs import CAMPAIGN_ID, TOP_KEYS
+from dialer.escalation_docs import escalation_operations, escalation_schemas
 from dialer.routing.matching import PreferenceKind, TagMode
 
 Json = dict[str, Any]
@@ -178,7 +179,8 @@ def _schemas() -> Json:
             connected_at=nullable(POSIX), ended_at=nullable(POSIX),
             result=nullable({"type": "string", "enum": [r.value for r in AttemptResult]}),
             cause=nullable(INT), amd_status=nullable(STRING), agent_id=nullable(STRING),
-            disposition=nullable(STRING), recording=nullable(STRING)),
+            disposition=nullable(STRING), recording=nullable(STRING),
+            escalations={"type": "array", "items": ref("EscalationRecord")}),
         "AttemptList": obj(["attempts"], attempts={"type": "array", "items": ref("Attempt")}),
         "ImportReport": obj(
             ["received", "added", "merged", "rejected", "errors"],
@@ -234,6 +236,7 @@ def _schemas() -> Json:
         "Ready": obj(["ready", "checks"], ready=BOOL,
                      checks={"type": "object", "additionalProperties": BOOL}),
         **_ivr_schemas(),
+        **escalation_schemas(),
     }
 
 
@@ -521,6 +524,7 @@ def _operations() -> dict[tuple[str, str], Json]:
             "responses": {**ok("CallbackCreated", "Created: the callback lead", "201"),
                           **_error_refs(*body_errors, "409", "422")}},
         **console_operations(),
+        **escalation_operations(),
         ("GET", "/health"): {
             "summary": "Liveness: the process answers", "responses": ok("Health")},
         ("GET", "/ready"): {

@@ -67,7 +67,6 @@ from dialer.core.campaign import (
     ConnectInbound,
     DigitPressed,
     Disposition,
-    Event,
     Hangup,
     HangupAgentPhone,
     InboundBridged,
@@ -95,11 +94,20 @@ from dialer.core.campaign import (
     TimerFired,
     with_disposition,
 )
+from dialer.core.escalation import (
+    ESCALATION_COMMANDS,
+    SUPERVISOR_SKILL,
+    AnyCommand,
+    AnyEvent,
+    EscalationDesk,
+)
 from dialer.core.model import Attempt, AttemptResult, CampaignSpec, Lead
 from dialer.core.outcome import DialOutcome
 from dialer.core.retry import after_attempt
 from dialer.errors import AriError, DialerError
+from dialer.escalation_runtime import EscalationRuntime
 from dialer.metrics import METRICS, Metrics
+from dialer.routing.matching import GroupKey, count_groups, pick_leads
 from dialer.routing.profiles import AgentProfile, ProfileSet
 from dialer.store.base import Store
 
@@ -107,6 +115,7 @@ log = logging.getLogger(__name__)
 
 TICK = 0.25  # pacing tick (s)
 LEADS_REFRESH = 2.0  # how often the dialable-lead count is re-read (s)
+MATCH_SCAN = 1000  # matching: leads scanned (in claim order) to count and claim by group
 STATS_REFRESH = 30.0  # how often the abandon window is re-read (s)
 WINDOW_30_DAYS = 30 * 86400.0
 UK_DAY = 86400.0  # seconds
@@ -167,7 +176,11 @@ class CampaignRunner:
         self.store = store
         self.clock = clock
         self.engine = CampaignEngine(spec)
-        self.inbox: asyncio.Queue[Event] = asyncio.Queue()
+        # Escalations and supervision decide over the engine's agents and calls; every event
+        # goes through the desk to the engine (dialer.core.escalation).
+        self.desk = EscalationDesk(self.engine)
+        self.escalation = EscalationRuntime(self, agent_bridge)
+        self.inbox: asyncio.Queue[AnyEvent] = asyncio.Queue()
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.outcomes: dict[str, ChannelOutcome] = {}  # customer channel -> what ARI said
         self.agent_channels: dict[str, str] = {}  # agent id -> phone channel id
@@ -219,7 +232,7 @@ class CampaignRunner:
             handle.cancel()
         self.timers.clear()
 
-    def post(self, event: Event) -> None:
+    def post(self, event: AnyEvent) -> None:
         self.inbox.put_nowait(event)
 
     async def _tick(self) -> None:
@@ -229,7 +242,7 @@ class CampaignRunner:
             if now - last_leads >= LEADS_REFRESH:
                 last_leads = now
                 with contextlib.suppress(DialerError):
-                    self.post(LeadsAvailable(now, await self.store.dialable_count(self.spec.id, now)))
+                    self.post(await self._leads_available(now))
             if now - last_stats >= STATS_REFRESH:
                 last_stats = now
                 with contextlib.suppress(DialerError):
@@ -260,7 +273,7 @@ class CampaignRunner:
             later: list[Command] = []
             for taken in range(1, BATCH + 1):
                 try:
-                    commands = self.engine.handle(event)
+                    commands = self.desk.handle(event)
                 except DialerError as exc:
                     log.warning("campaign %s: %s", self.spec.id, exc)
                     commands = []
@@ -304,7 +317,7 @@ class CampaignRunner:
                 for _ in range(merged):
                     self._outbox.task_done()
 
-    async def _carry_out(self, command: Command) -> None:
+    async def _carry_out(self, command: AnyCommand) -> None:
         try:
             await self._execute(command)
         except (AriError, DialerError) as exc:
@@ -365,7 +378,7 @@ class CampaignRunner:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _command_failed(self, command: Command) -> None:
+    def _command_failed(self, command: AnyCommand) -> None:
         now = self.clock()
         match command:
             case ConnectAgent(call_id=cid, agent_id=aid):
@@ -384,9 +397,14 @@ class CampaignRunner:
                 self._inbound_refused(cid)
 
     # -------------------------------------------------------------------------- commands
-    async def _execute(self, command: Command) -> None:
+    async def _execute(self, command: AnyCommand) -> None:
         ari, store = self.ari, self.store
+        if isinstance(command, ESCALATION_COMMANDS):
+            await self.escalation.execute(command)
+            return
         match command:
+            case ClaimLeads(count=count, groups=groups, release=release) if groups or release:
+                self._spawn(self._claim_groups(count, dict(groups), dict(release)))
             case ClaimLeads(count=count):
                 self._spawn(self._claim(count))
             case Originate(call_id=cid, endpoint=endpoint, caller_id=caller_id,
@@ -505,6 +523,33 @@ class CampaignRunner:
             self.post(TimerFired(self.clock(), key))
 
         self.timers[key] = loop.call_later(max(0.0, at - self.clock()), fire)
+
+    async def _leads_available(self, now: float) -> LeadsAvailable:
+        count = await self.store.dialable_count(self.spec.id, now)
+        rules = self.spec.matching
+        if not rules.required:
+            return LeadsAvailable(now, count)
+        # Matching: the dialable leads per group, among the first MATCH_SCAN in claim order.
+        scanned = await self.store.scan_dialable(self.spec.id, now, rules.required, MATCH_SCAN)
+        groups = count_groups(rules, scanned)
+        return LeadsAvailable(now, count, tuple(sorted(groups.items())))
+
+    async def _claim_groups(self, count: int, groups: dict[GroupKey, int],
+                            release: dict[GroupKey, int]) -> None:
+        """Matching: claim each group's first leads (in the store's order, among the first
+        MATCH_SCAN), and those of `release` that the engine gives back with a delay."""
+        now = self.clock()
+        claimed: list[tuple[Lead, bool, str]] = []
+        try:
+            rules = self.spec.matching
+            scanned = await self.store.scan_dialable(self.spec.id, now, rules.required,
+                                                     MATCH_SCAN)
+            picks = [(lead_id, f"c-{self.spec.id}-{uuid.uuid4().hex[:12]}")
+                     for lead_id in pick_leads(rules, scanned, groups, release)]
+            claimed = [(lead, on_dnc, cid) for lead, cid, on_dnc
+                       in await self.store.claim_listed(self.spec.id, now, picks)]
+        finally:
+            self.post(LeadsClaimed(now, count, tuple(claimed)))
 
     async def _claim(self, count: int) -> None:
         now = self.clock()
@@ -644,7 +689,9 @@ class CampaignRunner:
             case ChannelDtmfReceived(channel=ch, digit=digit) if ch.id in self.agent_channels.values():
                 aid = next(a for a, c in self.agent_channels.items() if c == ch.id)
                 agent = self.engine.agents.get(aid)
-                if digit in PHONE_CODES and agent is not None and agent.call_id is not None:
+                if self.escalation.phone_key(aid, digit, now):
+                    pass  # a feature code (*8 cold, *9 warm escalation, ...)
+                elif digit in PHONE_CODES and agent is not None and agent.call_id is not None:
                     self.post(Disposition(now, aid, PHONE_CODES[digit]))
             case PlaybackFinished(playback=pb) if pb.id in self.playbacks:
                 self.post(PlaybackDone(now, self.playbacks.pop(pb.id)))
@@ -676,6 +723,7 @@ class CampaignRunner:
         channels = {c.id: c for c in await self.ari.rest.list_channels()}
         live = set(channels)
         bridges = {b.id: b for b in await self.ari.rest.list_bridges()}
+        await self.escalation.recover(bridges)  # holding bridges a previous run left
         prefix = agent_bridge(self.ari.app, "")
         # Telephony runs ahead of the records (`_run`), so a process killed in between leaves
         # an attempt whose record lags Asterisk by one step: read the missing facts from
@@ -775,6 +823,7 @@ class Dialer:
         if runner is None:
             runner = CampaignRunner(spec, self.ari, self.store, self.clock, self.metrics)
             runner.on_attempt_ended = self.on_attempt_ended
+            runner.escalation.supervisors = self.supervisor_ids
             runner.run_flow = self.run_flow
             self.runners[campaign_id] = runner
             await runner.start(running=True)
@@ -812,7 +861,13 @@ class Dialer:
             self.agent_profiles[agent_id] = profile
         else:
             self.agent_profiles.pop(agent_id, None)
-        runner.post(AgentLogin(self.clock(), agent_id))
+        runner.post(AgentLogin(self.clock(), agent_id, self.agent_profile(agent_id)))
+
+    def supervisor_ids(self) -> frozenset[str]:
+        """Logged-in agents (any campaign) whose profile has the supervisor skill."""
+        return frozenset(aid for runner in self.runners.values() for aid in runner.engine.agents
+                         if (profile := self.agent_profile(aid)) is not None
+                         and profile.skill(SUPERVISOR_SKILL) > 0)
 
     def agent_profile(self, agent_id: str) -> AgentProfile | None:
         """The agent's routing profile: given at login, else from the profiles file."""

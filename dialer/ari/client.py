@@ -201,6 +201,24 @@ class AriClient:
     async def send_dtmf(self, channel_id: str, digits: str) -> None:
         await self.request("POST", f"/channels/{_id(channel_id)}/dtmf", {"dtmf": digits})
 
+    async def snoop(
+        self, channel_id: str, *, snoop_id: str, app: str, spy: str = "none",
+        whisper: str = "none", app_args: Sequence[str] = (),
+    ) -> Channel:
+        """A snoop channel on `channel_id`, put into Stasis `app`: `spy` is the audio it hears
+        of the snooped channel (in: what the channel receives from its far end, out: what is
+        sent to it, both), `whisper` where its own audio goes (out: to the channel's far end
+        only). Each is none, in, out or both."""
+        for name, value in (("spy", spy), ("whisper", whisper)):
+            if value not in ("none", "in", "out", "both"):
+                raise ValueError(f"snoop {name} must be none, in, out or both, not {value!r}")
+        data = await self.request(
+            "POST", f"/channels/{_id(channel_id)}/snoop/{_id(snoop_id)}",
+            {"spy": spy, "whisper": whisper, "app": app,
+             "appArgs": ",".join(app_args) if app_args else None},
+        )
+        return self._channel(data)
+
     # --------------------------------------------------------------- playbacks
     async def play(
         self, channel_id: str, media: str | Sequence[str], *, playback_id: str, lang: str | None = None
@@ -258,6 +276,10 @@ class AriClient:
         await self.request(
             "POST", f"/bridges/{_id(bridge_id)}/addChannel", {"channel": ",".join(channel_ids)}
         )
+
+    async def start_moh(self, bridge_id: str, moh_class: str | None = None) -> None:
+        """Music on hold to every channel in the bridge (a holding bridge's waiting callers)."""
+        await self.request("POST", f"/bridges/{_id(bridge_id)}/moh", {"mohClass": moh_class})
 
     async def remove_channel(self, bridge_id: str, channel_id: str) -> None:
         await self.request(

@@ -21,6 +21,14 @@ command; its `TimerFired` event abandons the call if it is still waiting.
 *Agents* follow dialer.core.agent. A human who answers is connected to the READY agent who has
 waited longest; an agent who becomes READY takes the call that has waited longest.
 
+*Matching* (the spec's ``matching:`` rules, dialer.routing.matching; agents' profiles come on
+`AgentLogin`): a human goes to the best-scoring READY agent allowed to take them (required
+attributes must match; nobody allowed ready: they wait, within the connect limit, then safe
+harbor), and waiting humans are served longest first, each by their best agent. With
+required attributes the pacer is asked once per group of leads (`_pace_groups`) and the
+claim names each group's share; a lead no logged-in agent may take is given back with a
+delay, never dialed.
+
 *Records.* Every attempt is saved when placed and when anything changes (`SaveAttempt`), and
 its lead is updated by the retry rules when it ends (`SaveLead`). Counts of live humans and
 abandoned calls feed the pacer's abandon budget.
@@ -441,7 +449,7 @@ class CampaignEngine:
     # Matching (spec.matching): logged-in agents' profiles, and dialable leads per group.
     profiles: dict[str, AgentProfile] = field(default_factory=dict)
     group_leads: dict[GroupKey, int] = field(default_factory=dict)
-    release_pending: bool = False
+    release_due: bool = False  # give back leads nobody may take, once per LeadsAvailable
 
     def __post_init__(self) -> None:
         if not isinstance(self.agents, Roster):  # a plain dict of agents given
@@ -512,6 +520,7 @@ class CampaignEngine:
             case LeadsAvailable(count=count, groups=groups):
                 self.leads_available = count
                 self.group_leads = dict(groups)
+                self.release_due = True
             case AbandonStats(abandoned=abandoned, humans=humans, machines=machines):
                 self.abandoned, self.humans, self.machines = abandoned, humans, machines
             case LeadsClaimed():
@@ -631,15 +640,16 @@ class CampaignEngine:
                 quota[key] = n
         wanted = min(sum(quota.values()), snap.leads_available, snap.channels_free)
         count = self.limiter.allow(now, wanted) if wanted > 0 else 0
-        release = () if self.release_pending else tuple(
-            (k, min(n, RELEASE_BATCH)) for k, n in sorted(blocked.items()))
+        release = tuple((k, min(n, RELEASE_BATCH)) for k, n in sorted(blocked.items())) \
+            if self.release_due else ()
         if count == 0 and not release:
             return
         groups = trim_quota(quota, count)
         for key, n in groups.items():
             self.group_leads[key] = max(0, self.group_leads.get(key, 0) - n)
         self.claims_pending += count
-        self.release_pending = bool(release)
+        if release:
+            self.release_due = False
         out.append(ClaimLeads(count, tuple(sorted(groups.items())), release))
 
     def _group_loads(self, rules: MatchRules, keys: list[GroupKey], pools: dict[str, GroupKey],
@@ -735,7 +745,6 @@ class CampaignEngine:
     def _claimed(self, event: LeadsClaimed, out: list[Command]) -> None:
         now = event.now
         self.claims_pending = max(0, self.claims_pending - event.requested)
-        self.release_pending = False
         window = (self.spec.window_start, self.spec.window_end)
         # Matching: leads claimed to be given back may have become takeable meanwhile (an
         # agent logged in); they must not add calls beyond what was paced.
@@ -1102,8 +1111,9 @@ class CampaignEngine:
             raise AgentTransitionError(f"agent {agent.id} has no call to set a disposition on")
         if agent.call_id in self.inbound:
             pass  # an inbound (IVR queue) call has no attempt: the disposition ends wrap-up
-        elif agent.state is AgentState.ON_CALL:
-            # Set during the call: applied once the call has ended and its attempt and lead
+        elif agent.state is AgentState.ON_CALL or agent.call_id in self.calls:
+            # Set during the call (or in wrap-up while the call goes on with a supervisor it
+            # was escalated to): applied once the call has ended and its attempt and lead
             # are saved (`_ended`), or that save would overwrite it.
             self.pending_dispositions[agent.call_id] = (agent.id, event.disposition,
                                                         event.callback_at)

@@ -18,6 +18,11 @@ Outcomes go to the one inner pacer: the answer rate, talk and wrap times are the
 
 `loads` is the driver's view of the engine: called with `now`, it returns each group's load.
 Pure otherwise: no clock, no I/O.
+
+The campaign engine does this itself for a spec with required matching attributes
+(`dialer.core.campaign.CampaignEngine._pace_groups`, with `group_snapshot` and its own
+`GroupLoad`s, claiming each group's share with `ClaimLeads.groups`); `GroupedPacer` remains for
+drivers that wrap a pacer from outside.
 """
 
 from __future__ import annotations

@@ -35,8 +35,12 @@ Preferences play no part in lead selection (only in the router, on answer).
 *Per-group pacing* is the better use of the pacer (measured in dialer.sim.matching): a pacer
 that prices abandon risk on the pooled agents under-estimates it for partitioned groups. With
 `assign_pools` every agent paces with one group (a shared agent with the group where agents
-are scarcest for its share of leads); the engine then asks the pacer once per group, with
-that group's agents and calls, and claims each group's answer. `plan_dials` remains for
+are scarcest for its share of leads); the engine (`dialer.core.campaign`, spec field
+``matching:``) asks the pacer once per group, with that group's agents and calls, and claims
+each group's answer: the store lists the first dialable leads in claim order with their
+required attributes (`Store.scan_dialable`), `pick_leads` takes each group's first ones and
+`Store.claim_listed` claims them. Groups no logged-in agent can take are not dialed: some of
+their leads are claimed and given back with a delay (`NO_AGENT`). `plan_dials` remains for
 pacers that can only be asked once.
 
 Cost: grouping is one pass over the leads; compatibility is groups × agents; the allocation

@@ -167,6 +167,19 @@ class Store(Protocol):
         with `claim_lead`, a claimed lead whose record cannot be decoded raises StoreCorrupt;
         it stays in flight, for the restart reconciliation to give back."""
 
+    async def scan_dialable(self, campaign_id: str, now: float, attributes: Sequence[str],
+                            limit: int) -> list[tuple[str, dict[str, str]]]:
+        """The first `limit` leads `claim_lead` would hand out at `now`, in that order, each
+        as (lead id, the lead's values of those of `attributes` it has). Claims nothing (leads
+        whose lockout has passed move to the ready index, as a claim would move them). For
+        matching: dialable leads per group, and which leads to claim for a group."""
+
+    async def claim_listed(self, campaign_id: str, now: float,
+                           picks: Sequence[tuple[str, str]]) -> list[tuple[Lead, str, bool]]:
+        """Claim the named leads, (lead id, attempt id) in order, each atomically and only
+        if it is still dialable at `now` (READY, due, its lockout passed, not in flight);
+        the others are left out of the result, which is as `claim_leads` gives it."""
+
     # do-not-call
     async def dnc_add(self, number: str, campaign_id: str | None = None) -> None:
         """Add to the global list (campaign_id None) or the campaign's own."""

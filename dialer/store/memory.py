@@ -200,6 +200,51 @@ class MemoryStore:
                                 await self.dnc_contains(lead.phone, campaign_id)))
         return claimed
 
+    async def scan_dialable(self, campaign_id: str, now: float, attributes: Sequence[str],
+                            limit: int) -> list[tuple[str, dict[str, str]]]:
+        out: list[tuple[str, dict[str, str]]] = []
+        levels = self.data.levels[campaign_id]
+        for priority in sorted(levels, reverse=True):
+            level = levels[priority]
+            self._unlock_due(level, now)
+            for next_at, lead_id in level.ready:
+                if next_at > now or len(out) >= limit:
+                    break
+                attrs = dict(self.data.leads[lead_id].attributes)
+                out.append((lead_id, {a: attrs[a] for a in attributes if a in attrs}))
+        return out
+
+    async def claim_listed(self, campaign_id: str, now: float,
+                           picks: Sequence[tuple[str, str]]) -> list[tuple[Lead, str, bool]]:
+        claimed = []
+        for lead_id, attempt_id in picks:
+            old = self.data.leads.get(lead_id)
+            if old is None or old.campaign_id != campaign_id or lead_id in self.data.in_flight \
+                    or old.state is not LeadState.READY:
+                continue
+            level = self.data.levels[campaign_id].get(old.priority)
+            if level is None:
+                continue
+            self._unlock_due(level, now)
+            entry = (old.next_at, lead_id)
+            if old.next_at > now or not _discard(level.ready, entry):
+                continue
+            lead = replace(old, state=LeadState.IN_PROGRESS)
+            self.data.by_state[(campaign_id, LeadState.READY)].discard(lead_id)
+            self.data.by_state[(campaign_id, LeadState.IN_PROGRESS)].add(lead_id)
+            self.data.leads[lead_id] = lead
+            self.data.in_flight[lead_id] = attempt_id
+            claimed.append((lead, attempt_id, await self.dnc_contains(lead.phone, campaign_id)))
+        return claimed
+
+    @staticmethod
+    def _unlock_due(level: _Level, now: float) -> None:
+        """Leads whose lockout has passed move to the ready index (as `claim_lead` does)."""
+        n = _due(level.locked, now)
+        for _, due_id in level.locked[:n]:
+            _insert(level.ready, (level.locked_next_at.pop(due_id), due_id))
+        del level.locked[:n]
+
     async def in_flight_leads(self, campaign_id: str) -> dict[str, str]:
         ids = self.data.by_state[(campaign_id, LeadState.IN_PROGRESS)]
         return {lead_id: self.data.in_flight[lead_id] for lead_id in sorted(ids)}

@@ -93,6 +93,81 @@ end
 return false
 """
 
+# Moves the leads whose lockout has passed from ``locked`` to ``ready`` (as _CLAIM does),
+# then lists the first ARGV[5] ready leads due by ``now`` in claim order, each as
+# {id, {name, value, ...}} with the lead's values of the attribute names ARGV[6..].
+# KEYS: levels, locked_next_at; ARGV: now, ready prefix, locked prefix, lead prefix, limit,
+# attribute names...
+_SCAN = """
+local out = {}
+local limit = tonumber(ARGV[5])
+if limit <= 0 then return out end
+local wanted = {}
+for j = 6, #ARGV do wanted[ARGV[j]] = true end
+for _, level in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, -1)) do
+  local ready = ARGV[2] .. level
+  local locked = ARGV[3] .. level
+  local due = redis.call('ZRANGEBYSCORE', locked, '-inf', ARGV[1], 'WITHSCORES')
+  for i = 1, #due, 2 do
+    local id = due[i]
+    local next_at = redis.call('HGET', KEYS[2], id) or due[i + 1]
+    redis.call('ZADD', ready, next_at, id)
+    redis.call('HDEL', KEYS[2], id)
+  end
+  if #due > 0 then
+    redis.call('ZREMRANGEBYSCORE', locked, '-inf', ARGV[1])
+  end
+  local ids = redis.call('ZRANGEBYSCORE', ready, '-inf', ARGV[1], 'LIMIT', 0, limit - #out)
+  for _, id in ipairs(ids) do
+    local values = {}
+    local raw = redis.call('GET', ARGV[4] .. id)
+    if raw then
+      local ok, lead = pcall(cjson.decode, raw)
+      if ok and type(lead) == 'table' and type(lead['attributes']) == 'table' then
+        for _, pair in ipairs(lead['attributes']) do
+          if type(pair) == 'table' and wanted[pair[1]] and type(pair[2]) == 'string' then
+            values[#values + 1] = pair[1]
+            values[#values + 1] = pair[2]
+          end
+        end
+      end
+    end
+    out[#out + 1] = {id, values}
+  end
+  if #out >= limit then return out end
+end
+return out
+"""
+
+# Claims one named lead if it is still in a ready index due by ``now``; replies as _CLAIM.
+# KEYS: levels, state:ready, state:in_progress
+# ARGV: now, attempt id, lead id, ready prefix, lead prefix, in_flight prefix, global dnc,
+#       campaign dnc
+_CLAIM_LISTED = """
+local id = ARGV[3]
+if redis.call('EXISTS', ARGV[6] .. id) == 1 then return false end
+for _, level in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local ready = ARGV[4] .. level
+  local score = redis.call('ZSCORE', ready, id)
+  if score then
+    if tonumber(score) > tonumber(ARGV[1]) then return false end
+    redis.call('ZREM', ready, id)
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('ZADD', KEYS[3], 0, id)
+    redis.call('SET', ARGV[6] .. id, ARGV[2])
+    local lead = redis.call('GET', ARGV[5] .. id)
+    local listed = false
+    if lead then
+      local phone = cjson.decode(lead)['phone']
+      listed = type(phone) == 'string' and (redis.call('SISMEMBER', ARGV[7], phone) == 1
+                                             or redis.call('SISMEMBER', ARGV[8], phone) == 1)
+    end
+    return {id, lead, listed and 1 or 0}
+  end
+end
+return false
+"""
+
 # KEYS: levels; ARGV: now, ready prefix, locked prefix
 _DIALABLE = """
 local n = 0
@@ -468,6 +543,40 @@ class RedisStore:
             lead_id = _text(found[0])
             lead = self._decode_lead(lead_id, found[1] if len(found) > 1 else None, attempt_id)
             claimed.append((lead, attempt_id, len(found) > 2 and found[2] == 1))
+        return claimed
+
+    async def scan_dialable(self, campaign_id: str, now: float, attributes: Sequence[str],
+                            limit: int) -> list[tuple[str, dict[str, str]]]:
+        k = self.keys
+        reply = await self.redis.eval(
+            _SCAN, 2, k.levels(campaign_id), k.locked_next_at(campaign_id), _score(now),
+            k.ready_prefix(campaign_id), k.locked_prefix(campaign_id), k.lead_prefix(),
+            str(max(0, limit)), *attributes)
+        out = []
+        for item in reply:
+            values = _texts(item[1]) if item[1] else []
+            out.append((_text(item[0]), dict(zip(values[::2], values[1::2], strict=True))))
+        return out
+
+    async def claim_listed(self, campaign_id: str, now: float,
+                           picks: Sequence[tuple[str, str]]) -> list[tuple[Lead, str, bool]]:
+        if not picks:
+            return []
+        k = self.keys
+        keys = [k.levels(campaign_id), k.state(LeadState.READY, campaign_id),
+                k.state(LeadState.IN_PROGRESS, campaign_id)]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for lead_id, attempt_id in picks:
+                pipe.eval(_CLAIM_LISTED, len(keys), *keys, _score(now), attempt_id, lead_id,
+                          k.ready_prefix(campaign_id), k.lead_prefix(), k.in_flight_prefix(),
+                          k.dnc(None), k.dnc(campaign_id))
+            replies = await pipe.execute()
+        claimed = []
+        for (lead_id, attempt_id), found in zip(picks, replies, strict=True):
+            if not found:
+                continue
+            lead = self._decode_lead(lead_id, found[1], attempt_id)
+            claimed.append((lead, attempt_id, found[2] == 1))
         return claimed
 
     async def reschedule_lead(self, lead_id: str, next_at: float) -> None:

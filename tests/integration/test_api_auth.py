@@ -88,6 +88,16 @@ REQUESTS: dict[tuple[str, str], tuple[str, str | None, Any]] = {
     ("GET", "/dnc/{number}"): ("/dnc/+12125550009", None, None),
     ("POST", "/callbacks"): ("/callbacks", "application/json",
                              {"number": "+12125550009", "topic": "billing"}),
+    ("POST", "/agents/{aid}/escalate"): ("/agents/agent-1001/escalate", "application/json",
+                                         {"mode": "cold"}),
+    ("POST", "/agents/{aid}/escalate/join"): ("/agents/agent-1001/escalate/join", None, None),
+    ("POST", "/agents/{aid}/escalate/handover"): ("/agents/agent-1001/escalate/handover", None,
+                                                  None),
+    ("POST", "/agents/{aid}/escalate/cancel"): ("/agents/agent-1001/escalate/cancel", None, None),
+    ("POST", "/supervisors/{sid}/monitor"): ("/supervisors/agent-1006/monitor",
+                                             "application/json",
+                                             {"agent": "agent-1001", "mode": "listen"}),
+    ("DELETE", "/supervisors/{sid}/monitor"): ("/supervisors/agent-1006/monitor", None, None),
 }
 
 
@@ -312,7 +322,8 @@ async def test_an_agent_gets_a_403_on_campaign_lead_list_and_dnc_routes_and_chan
 
 
 @pytest.mark.parametrize("action", ["login", "ready", "pause", "logout", "disposition", "",
-                                    "preview/dial", "preview/skip"])
+                                    "preview/dial", "preview/skip", "escalate", "escalate/join",
+                                    "escalate/handover", "escalate/cancel"])
 async def test_an_agent_token_bound_to_an_agent_cannot_act_as_another(
     api: Api, db: aioredis.Redis, action: str
 ) -> None:

@@ -49,7 +49,7 @@ def test_humans_waiting_in_a_group_hold_back_only_that_group() -> None:
 def test_the_sum_is_capped_by_the_campaigns_leads_and_channels() -> None:
     pacer = view({EN: GroupLoad(ready=3), ES: GroupLoad(ready=3)})
     assert pacer.decide(campaign(channels_free=4)) == 4
-    assert pacer.quota == {EN: 3, ES: 3}  # the claim splits the 4 (dialer.sim.matching.trim)
+    assert pacer.quota == {EN: 3, ES: 3}  # the claim splits the 4 (dialer.routing.matching.trim_quota)
 
 
 def test_a_group_snapshot_keeps_the_campaigns_abandon_window_and_capacity() -> None:

@@ -16,14 +16,18 @@ from dialer.routing.matching import (
     assign_pools,
     assign_waiting,
     best_agent,
+    check_attributes,
+    count_groups,
     describe,
     group_key,
     parse_rules,
+    pick_leads,
     plan_dials,
     score,
     select_leads,
+    trim_quota,
 )
-from dialer.routing.profiles import AgentProfile, RoutingError
+from dialer.routing.profiles import AgentProfile, RoutingError, parse_profiles
 
 LANG = MatchRules(required=("language",))
 FULL = parse_rules({
@@ -255,3 +259,47 @@ def test_pacing_pools_put_shared_agents_where_they_are_scarcest_for_the_leads() 
     pools = assign_pools([EN, ES], agents, {EN: 0.9, ES: 0.1})
     assert pools["b1"] == EN
     assert pools["b2"] == EN
+
+
+# ------------------------------------------------------------------ claiming by group
+_LANG = parse_rules({"required": ["language"]})
+_ES = (("language", ("es",)),)
+_EN = (("language", ("en",)),)
+_SCAN = [("L1", {"language": "en"}), ("L2", {"language": "ES"}), ("L3", {}),
+         ("L4", {"language": "en"}), ("L5", {"language": "es"}), ("L6", {"language": "en"})]
+
+
+def test_scanned_leads_are_counted_per_group() -> None:
+    assert count_groups(_LANG, _SCAN) == {_EN: 3, _ES: 2, (("language", ()),): 1}
+
+
+def test_picking_takes_each_groups_first_leads_in_store_order_plus_those_to_give_back() -> None:
+    assert pick_leads(_LANG, _SCAN, {_ES: 1, _EN: 2}) == ["L1", "L2", "L4"]
+    assert pick_leads(_LANG, _SCAN, {_EN: 1}, {_ES: 5}) == ["L1", "L2", "L5"]
+    assert pick_leads(_LANG, _SCAN, {_EN: 0}) == []
+
+
+def test_a_quota_trimmed_to_fewer_calls_takes_the_groups_in_turn() -> None:
+    assert trim_quota({_EN: 3, _ES: 1}, 3) == {_EN: 2, _ES: 1}
+    assert trim_quota({_EN: 1}, 5) == {_EN: 1}
+    assert trim_quota({_EN: 2}, 0) == {}
+
+
+def test_rules_naming_attributes_no_agent_has_are_refused_with_each_path() -> None:
+    rules = parse_rules({"required": ["langauge"], "defaults": {"regoin": "x"},
+                         "preferences": [{"attribute": "tags"}, {"attribute": "hobby"}]})
+    with pytest.raises(RulesError) as err:
+        check_attributes(rules, {"language", "tags"})
+    assert err.value.problems == (
+        "required[0]: unknown attribute 'langauge' (agents' profiles have: language, tags)",
+        "preferences[1].attribute: unknown attribute 'hobby' (agents' profiles have: "
+        "language, tags)",
+        "defaults.regoin: unknown attribute 'regoin' (agents' profiles have: language, tags)")
+    check_attributes(parse_rules({"required": ["language"]}), {"language"})  # no error
+
+
+def test_a_profiles_file_lists_the_attributes_its_agents_have() -> None:
+    profiles = parse_profiles({"skills": [], "agents": [
+        {"id": "a", "attributes": {"language": ["es"], "region": "south"}},
+        {"id": "b", "attributes": {"tags": ["nurse"]}}]})
+    assert profiles.attribute_names == {"language", "region", "tags"}
