@@ -208,6 +208,9 @@ class CampaignRunner:
         self.flow_calls: set[str] = set()  # agentless calls on a flow: it takes their keys
         self.inbound_replies: dict[str, tuple[Callable[[str, str], None],
                                               Callable[[str], None]]] = {}
+        # Queue callbacks (an IVR caller's place kept): channel -> the number to dial once
+        # the agent is reserved; the answered customer then joins the agent's bridge.
+        self.callback_numbers: dict[str, str] = {}
 
     # ------------------------------------------------------------------------ lifecycle
     async def start(self, running: bool) -> None:
@@ -421,6 +424,15 @@ class CampaignRunner:
             case ConnectAgent(call_id=cid, agent_id=aid):
                 self.connect_started[cid] = time.perf_counter()
                 await ari.rest.add_channel(agent_bridge(self.ari.app, aid), cid)
+            case ConnectInbound(call_id=cid, agent_id=aid) if cid in self.callback_numbers:
+                self.inbound_channels[cid] = aid  # dial now; bridged on answer (StasisStart)
+                number = self.callback_numbers[cid]
+                endpoint = self.spec.trunk.format(number=number)
+                await self.ari.originate(
+                    endpoint, channel_id=cid, ring_timeout=self.spec.ring_timeout,
+                    caller_id=self.spec.caller_id,
+                    formats="ulaw" if endpoint.startswith("Local/") else None,
+                    variables={"DIALER_CAMPAIGN": self.spec.id})
             case ConnectInbound(call_id=cid, agent_id=aid):
                 self.inbound_channels[cid] = aid
                 await ari.rest.add_channel(agent_bridge(self.ari.app, aid), cid)
@@ -495,13 +507,28 @@ class CampaignRunner:
             self.flow_calls.add(cid)
         return True
 
+    async def _bridge_callback(self, channel: str, agent_id: str) -> None:
+        try:
+            await self.ari.rest.add_channel(agent_bridge(self.ari.app, agent_id), channel)
+        except (AriError, DialerError) as exc:
+            log.warning("callback %s: bridging to %s failed: %s", channel, agent_id, exc)
+            await self.ari.rest.hangup(channel)
+
     def offer_inbound(self, channel: str, agent_id: str,
                       answered: Callable[[str, str], None], refused: Callable[[str], None]) -> None:
         """Offer an inbound caller (in our Stasis app) to one of our agents."""
         self.inbound_replies[channel] = (answered, refused)
         self.post(InboundOffer(self.clock(), channel, agent_id))
 
+    def offer_callback(self, channel: str, number: str, agent_id: str,
+                       answered: Callable[[str, str], None],
+                       refused: Callable[[str], None]) -> None:
+        """Reserve one of our agents for a queue callback, then dial the customer."""
+        self.callback_numbers[channel] = number
+        self.offer_inbound(channel, agent_id, answered, refused)
+
     def _inbound_refused(self, channel: str) -> None:
+        self.callback_numbers.pop(channel, None)
         replies = self.inbound_replies.pop(channel, None)
         if replies is not None:
             replies[1](channel)
@@ -667,6 +694,10 @@ class CampaignRunner:
                     self.connect_latencies.append(latency)
                     self.metrics.connect_latency.observe(latency)
                 self.post(CallBridged(now, ch.id))
+            case StasisStart(channel=ch) if ch.id in self.callback_numbers \
+                    and ch.id in self.inbound_channels:
+                del self.callback_numbers[ch.id]  # the customer answered the callback
+                self._spawn(self._bridge_callback(ch.id, self.inbound_channels[ch.id]))
             case ChannelEnteredBridge(channel=ch) if ch.id in self.inbound_channels:
                 self.post(InboundBridged(now, ch.id))
                 replies = self.inbound_replies.pop(ch.id, None)
@@ -875,6 +906,17 @@ class Dialer:
         if given is not None:
             return given
         return self.profiles.get(agent_id) if self.profiles is not None else None
+
+    def offer_callback(self, agent_id: str, channel: str, number: str,
+                       answered: Callable[[str, str], None],
+                       refused: Callable[[str], None]) -> bool:
+        """A queue callback: reserve the agent in their campaign, then dial `number` on its
+        trunk and bridge the answer to them. False: the agent is not logged in here."""
+        runner = self.runner_for_agent(agent_id)
+        if runner is None:
+            return False
+        runner.offer_callback(channel, number, agent_id, answered, refused)
+        return True
 
     def offer_inbound(self, agent_id: str, channel: str, answered: Callable[[str, str], None],
                       refused: Callable[[str], None]) -> bool:

@@ -13,6 +13,13 @@ runtime adds the caller to the agent's nailed-up bridge; `answered` comes back w
 caller is in the bridge (the flow then ends: the caller talks to the agent), `refused` puts
 the caller back in line with their original place. A caller who waits `max_wait` gets
 `timeout`; one whom no logged-in agent could ever take gets `no_agents` at once.
+
+Callbacks that keep their place (a callback node with `keep_position: true`): the caller's
+entry, remembered when they left the queue, goes back in with its original enqueue time and
+the number to call. At the head of the line the agent is reserved first
+(`Dialer.offer_callback`), then the customer is dialled on the campaign's trunk and joins the
+agent's bridge on answer; no answer puts the entry back in its place until its attempts are
+used.
 """
 
 from __future__ import annotations
@@ -25,9 +32,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dialer.core.agent import AgentState
+from dialer.errors import DialerError
 from dialer.ivr import engine as e
 from dialer.routing.profiles import MIN_LEVEL
-from dialer.routing.queue import AcdQueue, ConnectCaller, QueueEntry, SkillNeed
+from dialer.routing.queue import AcdQueue, DialCallback, QueueEntry, SkillNeed
 
 if TYPE_CHECKING:
     from dialer.ivr.runtime import CallSession
@@ -48,12 +56,30 @@ class _Waiting:
 
 
 @dataclass(slots=True)
+class _Callback:
+    """A caller who asked to be called back keeping their place in line."""
+
+    queue: str
+    entry: QueueEntry  # its enqueued_at is the caller's original one
+    number: str
+    attempts: int
+    tries: int = 0
+
+
+MAX_LEFT = 1000  # callers who left a queue, remembered for a callback that keeps their place
+
+
+@dataclass(slots=True)
 class CampaignDesk:
     dialer: Dialer
     clock: Callable[[], float] = time.time
     queues: dict[str, AcdQueue] = field(default_factory=dict)
     waiting: dict[str, _Waiting] = field(default_factory=dict)
     offered: dict[str, _Waiting] = field(default_factory=dict)  # call id -> awaiting the engine
+    left: dict[str, tuple[str, QueueEntry]] = field(default_factory=dict)  # call id -> place
+    callbacks: dict[str, _Callback] = field(default_factory=dict)  # entry id -> callback
+    # callback channel -> (entry id, agent reserved for it)
+    dialing: dict[str, tuple[str, str]] = field(default_factory=dict)
     _task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ IVR side
@@ -83,7 +109,64 @@ class CampaignDesk:
         self._assign(now)
 
     async def leave_queue(self, session: CallSession, command: e.LeaveQueue) -> None:
+        item = self.waiting.get(session.call_id)
+        if item is not None:  # their place, for a callback that keeps it
+            self.left[session.call_id] = (item.queue, item.entry)
+            while len(self.left) > MAX_LEFT:
+                del self.left[next(iter(self.left))]
         self._drop(session.call_id)
+
+    def enqueue_callback(self, session: CallSession, command: e.CreateCallbackLead) -> str:
+        """A callback that keeps the caller's place: an entry with the original enqueue time
+        and needs; when it reaches the head, its agent is reserved and then the customer is
+        dialled (`Dialer.offer_callback`). Raises DialerError when it cannot be queued."""
+        now = self.clock()
+        place = self.left.pop(session.call_id, None)
+        name = command.queue or (place[0] if place else None)
+        if name is None:
+            raise DialerError("a callback that keeps its place needs a queue")
+        queue = self.queues.get(name)
+        if queue is None:
+            queue = self.queues[name] = AcdQueue(name, frozenset(session.snapshot.flowset.skills))
+        self._sync(queue, now)
+        base = place[1] if place is not None and place[0] == name else None
+        entry = QueueEntry(
+            f"cb-{session.call_id}", base.enqueued_at if base else now,
+            base.priority if base else 0, base.required if base else (),
+            base.optional if base else (), base.relax_after if base else None,
+            base.relax_required_after if base else None, callback_number=command.number)
+        if not self._anyone_could(queue, entry):
+            raise DialerError(f"no logged-in agent can take a callback from queue {name}")
+        queue.enqueue(entry)
+        self.callbacks[entry.id] = _Callback(name, entry, command.number,
+                                             max(1, command.attempts))
+        self._ensure_task()
+        log.info("IVR call %s: callback to %s queued in %s, keeping its place from %.0f",
+                 session.call_id, command.number, name, entry.enqueued_at)
+        return entry.id
+
+    def callback_answered(self, channel: str, agent_id: str) -> None:
+        dialing = self.dialing.pop(channel, None)
+        if dialing is not None:
+            self.callbacks.pop(dialing[0], None)
+            log.info("callback %s: connected to %s", dialing[0], agent_id)
+
+    def callback_failed(self, channel: str) -> None:
+        """Not answered, busy, or the agent was no longer free: back in line, same place,
+        until its attempts are used."""
+        dialing = self.dialing.pop(channel, None)
+        callback = self.callbacks.get(dialing[0]) if dialing is not None else None
+        if callback is None:
+            return
+        callback.tries += 1
+        queue = self.queues.get(callback.queue)
+        if callback.tries >= callback.attempts or queue is None:
+            self.callbacks.pop(callback.entry.id, None)
+            log.warning("callback %s to %s: given up after %d tries", callback.entry.id,
+                        callback.number, callback.tries)
+            return
+        queue.enqueue(callback.entry)
+        self._ensure_task()
 
     # ------------------------------------------------------------------ agent side
     def answered(self, call_id: str, agent_id: str) -> None:
@@ -139,7 +222,8 @@ class CampaignDesk:
                 queue.agent_busy(aid)
 
     def _offered_to(self, agent_id: str) -> bool:
-        return any(item.session.agent == agent_id for item in self.offered.values())
+        return any(item.session.agent == agent_id for item in self.offered.values()) \
+            or any(agent == agent_id for _, agent in self.dialing.values())
 
     def _anyone_could(self, queue: AcdQueue, entry: QueueEntry) -> bool:
         needs = entry.required
@@ -149,8 +233,9 @@ class CampaignDesk:
         for name, queue in self.queues.items():
             self._sync(queue, now)
             for command in queue.assign(now):
-                if not isinstance(command, ConnectCaller):
-                    continue  # callbacks are dialed by the campaign side
+                if isinstance(command, DialCallback):
+                    self._dial_callback(command)
+                    continue
                 item = self.waiting.pop(command.call_id, None)
                 if item is None:
                     continue
@@ -172,6 +257,16 @@ class CampaignDesk:
                 else:
                     self._status(queue, item, now)
 
+    def _dial_callback(self, command: DialCallback) -> None:
+        callback = self.callbacks.get(command.callback_id)
+        if callback is None:
+            return
+        channel = f"{command.callback_id}-{callback.tries + 1}"
+        self.dialing[channel] = (command.callback_id, command.agent_id)
+        if not self.dialer.offer_callback(command.agent_id, channel, callback.number,
+                                          self.callback_answered, self.callback_failed):
+            self.callback_failed(channel)
+
     def _status(self, queue: AcdQueue, item: _Waiting, now: float) -> None:
         if item.entry.id not in queue.entries:
             return
@@ -186,7 +281,7 @@ class CampaignDesk:
             self._task = asyncio.get_running_loop().create_task(self._loop(), name="ivr-desk")
 
     async def _loop(self) -> None:
-        while self.waiting or self.offered:
+        while self.waiting or self.offered or self.callbacks:
             await asyncio.sleep(SYNC)
             try:
                 self._assign(self.clock())

@@ -29,6 +29,8 @@ class AgentDesk(Protocol):
 
     async def leave_queue(self, session: CallSession, command: e.LeaveQueue) -> None: ...
 
+    def enqueue_callback(self, session: CallSession, command: e.CreateCallbackLead) -> str: ...
+
 
 class DialerHooks:
     def __init__(self, store: Store, clock: Callable[[], float], *,
@@ -52,6 +54,8 @@ class DialerHooks:
 
     async def create_callback(self, session: CallSession,
                               command: e.CreateCallbackLead) -> str:
+        if command.keep_position and self.desk is not None:
+            return self.desk.enqueue_callback(session, command)
         campaign = self.callback_campaign
         if await self.store.get_campaign(campaign) is None:
             raise DialerError(f"no campaign '{campaign}' takes IVR callbacks "

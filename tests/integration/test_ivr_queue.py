@@ -88,13 +88,13 @@ async def login(server: Server, session: aiohttp.ClientSession, agent: str,
                 f"{agent}'s phone to answer and the agent to be ready")
 
 
-async def call_in(server: Server, script: str) -> str:
+async def call_in(server: Server, script: str, caller: str = "+15551230000") -> str:
     channel = new_id("ivrq")
     await server.ari.rest.request(
         "POST", "/channels",
         {"endpoint": f"Local/{script}@ivrcaller", "extension": "200", "context": "ivr-inbound",
          "priority": 1, "channelId": channel, "otherChannelId": f"{channel}-caller",
-         "callerId": "+15551230000", "formats": "ulaw", "timeout": 10},
+         "callerId": caller, "formats": "ulaw", "timeout": 10},
         {"variables": {"IVR_APP": TEST_APP}})
     return channel
 
@@ -199,3 +199,39 @@ async def test_after_the_relax_time_a_billing_caller_reaches_any_agent(
     assert record is not None
     assert record.agent == "agent-1011"
     assert time.monotonic() - queued >= 3.5  # relax_after 4 s, counted from the enqueue
+
+
+async def test_a_callback_keeps_the_callers_place_and_reaches_the_agent_first(
+        server: Server, session: aiohttp.ClientSession) -> None:
+    # The only support agent is paused: the caller waits, asks to be called back (keeping
+    # their place), and hangs up. When the agent is ready, they are reserved first, then the
+    # customer (+1 212 555 0xxx answers on the testbed) is dialled into their bridge.
+    await login(server, session, "agent-1013", skills={"support": 3})
+    await api(session, "POST", f"{server.url}/agents/agent-1013/pause", json={"reason": "lunch"})
+    assert server.dialer is not None
+    runner = server.dialer.runners[CID]
+    await until(lambda: runner.engine.agents["agent-1013"].state is AgentState.PAUSED,
+                "the agent to pause")
+    channel = await call_in(server, "callback", caller="+12125550777")
+    await until(lambda: record_of(server, channel) is not None, "the caller to hang up")
+    record = record_of(server, channel)
+    assert record is not None
+    assert record.path == ("main", "support_or_callback", "call_me_back", "callback_scheduled")
+    assert server.desk is not None
+    desk = server.desk
+    (callback,) = desk.callbacks.values()
+    assert callback.entry.enqueued_at < record.ended_at - 1  # the place from the queue
+    await api(session, "POST", f"{server.url}/agents/agent-1013/ready")
+    bridge_id = agent_bridge(server.ari.app, "agent-1013")
+
+    async def in_bridge() -> bool:
+        bridge = await server.ari.rest.get_bridge(bridge_id)
+        return any(c.startswith(f"cb-{channel}") for c in bridge.channels)
+
+    deadline = time.monotonic() + DEADLINE
+    while not await in_bridge():
+        assert time.monotonic() < deadline, "the called-back customer never reached the agent"
+        await asyncio.sleep(0.1)
+    await until(lambda: runner.engine.agents["agent-1013"].state is AgentState.ON_CALL,
+                "the agent to be on the callback")
+    assert not desk.callbacks
