@@ -293,11 +293,18 @@ class AriClient:
         return [self._decode(Bridge, b) for b in self._list(await self.request("GET", "/bridges"))]
 
     async def destroy_bridge(self, bridge_id: str) -> bool:
-        """Destroy a bridge. False if it was already gone (which is success)."""
+        """Destroy a bridge. False if it was already gone (which is success).
+
+        A bridge just destroyed is answered for a moment with 409 "Bridge not in Stasis
+        application" rather than 404 while Asterisk tears it down: that is gone too."""
         try:
             await self.request("DELETE", f"/bridges/{_id(bridge_id)}")
         except AriNotFound:
             return False
+        except AriConflict as exc:
+            if "not in Stasis" in str(exc):
+                return False
+            raise
         return True
 
     # ----------------------------------------------------------------- helpers
