@@ -177,6 +177,27 @@ class _Unobservant:
         pass
 
 
+class ForwardingObservations:
+    """Observation hooks for a pacer that wraps another (`inner`) and lets it learn."""
+
+    inner: Pacer
+
+    def observe_dial(self, ring_seconds: float, answered: bool, originated_at: float | None = None) -> None:
+        self.inner.observe_dial(ring_seconds, answered, originated_at)
+
+    def observe_human(self, answered_human: bool) -> None:
+        self.inner.observe_human(answered_human)
+
+    def observe_talk(self, seconds: float) -> None:
+        self.inner.observe_talk(seconds)
+
+    def observe_wrap(self, seconds: float) -> None:
+        self.inner.observe_wrap(seconds)
+
+    def observe_abandon(self) -> None:
+        self.inner.observe_abandon()
+
+
 class PreviewPacer(_Unobservant):
     """Preview calls are placed on the agent's request, never by the pacer."""
 

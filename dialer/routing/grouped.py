@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
-from dialer.core.pacing import Pacer, PacingSnapshot
+from dialer.core.pacing import ForwardingObservations, Pacer, PacingSnapshot
 from dialer.routing.matching import GroupKey
 
 
@@ -56,7 +56,7 @@ def group_snapshot(snap: PacingSnapshot, load: GroupLoad) -> PacingSnapshot:
                    calls_waiting=load.waiting)
 
 
-class GroupedPacer:
+class GroupedPacer(ForwardingObservations):
     """A `Pacer` that asks `inner` once per group; see the module docstring."""
 
     def __init__(self, inner: Pacer,
@@ -77,18 +77,3 @@ class GroupedPacer:
                 self.quota[key] = n
         return min(sum(self.quota.values()), snap.leads_available, snap.channels_free)
 
-    def observe_dial(self, ring_seconds: float, answered: bool,
-                     originated_at: float | None = None) -> None:
-        self.inner.observe_dial(ring_seconds, answered, originated_at)
-
-    def observe_human(self, answered_human: bool) -> None:
-        self.inner.observe_human(answered_human)
-
-    def observe_talk(self, seconds: float) -> None:
-        self.inner.observe_talk(seconds)
-
-    def observe_wrap(self, seconds: float) -> None:
-        self.inner.observe_wrap(seconds)
-
-    def observe_abandon(self) -> None:
-        self.inner.observe_abandon()

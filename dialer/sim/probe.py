@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dialer.core.pacing import PacingSnapshot, PredictivePacer
+from dialer.core.pacing import ForwardingObservations, PacingSnapshot, PredictivePacer
 
 
-class RingingProbe:
+class RingingProbe(ForwardingObservations):
+    inner: PredictivePacer
+
     def __init__(self, inner: PredictivePacer) -> None:
         self.inner = inner
         self.truth: Callable[[], int] | None = None
@@ -31,17 +33,3 @@ class RingingProbe:
             self.samples.append((snap.now, flight * model.p_live, weighed, self.truth()))
         return self.inner.decide(snap)
 
-    def observe_dial(self, ring_seconds: float, answered: bool, originated_at: float | None = None) -> None:
-        self.inner.observe_dial(ring_seconds, answered, originated_at)
-
-    def observe_human(self, answered_human: bool) -> None:
-        self.inner.observe_human(answered_human)
-
-    def observe_talk(self, seconds: float) -> None:
-        self.inner.observe_talk(seconds)
-
-    def observe_wrap(self, seconds: float) -> None:
-        self.inner.observe_wrap(seconds)
-
-    def observe_abandon(self) -> None:
-        self.inner.observe_abandon()

@@ -51,24 +51,33 @@ T = TypeVar("T")
 CHUNK: Final = 500  # leads per WATCH/MULTI when adding; keeps each transaction short
 MAX_RETRIES: Final = 100  # WATCH conflicts before giving up (only under pathological contention)
 
+# Moves the leads of one priority level whose lockout has passed (due by `now`) from `locked`
+# to `ready`, each at its pending next_at (hash `pending`) or its lockout time. Shared by the
+# scripts below that read `ready`.
+_PROMOTE = """
+local function promote(ready, locked, pending, now)
+  local due = redis.call('ZRANGEBYSCORE', locked, '-inf', now, 'WITHSCORES')
+  for i = 1, #due, 2 do
+    local id = due[i]
+    local next_at = redis.call('HGET', pending, id) or due[i + 1]
+    redis.call('ZADD', ready, next_at, id)
+    redis.call('HDEL', pending, id)
+  end
+  if #due > 0 then
+    redis.call('ZREMRANGEBYSCORE', locked, '-inf', now)
+  end
+end
+"""
+
 # KEYS: levels, locked_next_at, state:ready, state:in_progress
 # ARGV: now, attempt id, ready prefix, locked prefix, lead prefix, in_flight prefix
 #       [, global dnc, campaign dnc: then a third element, 1 if the lead's phone is on either]
-_CLAIM = """
+_CLAIM = _PROMOTE + """
 local levels = redis.call('ZREVRANGE', KEYS[1], 0, -1)
 for _, level in ipairs(levels) do
   local ready = ARGV[3] .. level
   local locked = ARGV[4] .. level
-  local due = redis.call('ZRANGEBYSCORE', locked, '-inf', ARGV[1], 'WITHSCORES')
-  for i = 1, #due, 2 do
-    local id = due[i]
-    local next_at = redis.call('HGET', KEYS[2], id) or due[i + 1]
-    redis.call('ZADD', ready, next_at, id)
-    redis.call('HDEL', KEYS[2], id)
-  end
-  if #due > 0 then
-    redis.call('ZREMRANGEBYSCORE', locked, '-inf', ARGV[1])
-  end
+  promote(ready, locked, KEYS[2], ARGV[1])
   local id = redis.call('ZRANGEBYSCORE', ready, '-inf', ARGV[1], 'LIMIT', 0, 1)[1]
   if id then
     redis.call('ZREM', ready, id)
@@ -98,7 +107,7 @@ return false
 # {id, {name, value, ...}} with the lead's values of the attribute names ARGV[6..].
 # KEYS: levels, locked_next_at; ARGV: now, ready prefix, locked prefix, lead prefix, limit,
 # attribute names...
-_SCAN = """
+_SCAN = _PROMOTE + """
 local out = {}
 local limit = tonumber(ARGV[5])
 if limit <= 0 then return out end
@@ -107,16 +116,7 @@ for j = 6, #ARGV do wanted[ARGV[j]] = true end
 for _, level in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, -1)) do
   local ready = ARGV[2] .. level
   local locked = ARGV[3] .. level
-  local due = redis.call('ZRANGEBYSCORE', locked, '-inf', ARGV[1], 'WITHSCORES')
-  for i = 1, #due, 2 do
-    local id = due[i]
-    local next_at = redis.call('HGET', KEYS[2], id) or due[i + 1]
-    redis.call('ZADD', ready, next_at, id)
-    redis.call('HDEL', KEYS[2], id)
-  end
-  if #due > 0 then
-    redis.call('ZREMRANGEBYSCORE', locked, '-inf', ARGV[1])
-  end
+  promote(ready, locked, KEYS[2], ARGV[1])
   local ids = redis.call('ZRANGEBYSCORE', ready, '-inf', ARGV[1], 'LIMIT', 0, limit - #out)
   for _, id in ipairs(ids) do
     local values = {}

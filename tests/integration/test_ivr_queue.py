@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from dialer.runner import agent_bridge
 from dialer.server import Server
 from dialer.testbed import Testbed
 from tests.integration.conftest import TEST_APP, new_id
+from tests.integration.test_ivr import until
 
 FLOWS = Path(__file__).parent / "ivr_flows"
 DB_URL = "redis://127.0.0.1:16379/15"  # a database of its own, flushed per test
@@ -37,15 +38,6 @@ DEADLINE = 60.0
 CID = "blended"
 AGENT = "agent-1009"  # support 3 in agents.yaml
 OTHER = "agent-1010"
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {DEADLINE} s waiting for {what}")
 
 
 @pytest.fixture
