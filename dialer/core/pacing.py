@@ -40,6 +40,14 @@ agentless pacer, which has no agents by definition. Modes and rules: `design/DIA
   whole origination cohort has ended (fast failures arrive first, so a ramp-up would look like
   a low answer rate and trigger over-dialing), and running calls enter the residual-time
   estimate as censored (actuarially: a synchronised start must not look like short calls).
+* predictive, time-resolved (opt-in, ``time_resolved=True``; measured, not better, so not the
+  default: docs/PACING_BENCH.md). Instead of one horizon, checkpoints t every second up to
+  10 s, then sparser, up to the longest answer time seen: the live answers due by t (each call
+  in flight by its ring age, from the ring-outcome table) against the agents free by
+  t + `answer_grace` (the 2 s a person may wait); the humans left without an agent are the
+  largest excess over t (Hall's theorem), whose expectation is approximated by Clark's
+  moments of a maximum of normals (`_timed`, `_clark`). Teams of `exact_limit` agents or
+  fewer keep the exact one-horizon solution.
 
 `RateLimiter` is a token bucket for the trunk's calls-per-second cap (§5): over any window of
 length ``t`` it lets at most ``burst + cps × t`` calls through.
@@ -52,7 +60,7 @@ from bisect import bisect_left, bisect_right, insort
 from collections import deque
 from dataclasses import dataclass
 from heapq import heappop, heappush
-from typing import Protocol, assert_never
+from typing import Protocol, assert_never, runtime_checkable
 
 from dialer.core.model import DialMode
 
@@ -67,6 +75,7 @@ __all__ = [
     "PreviewPacer",
     "ProgressivePacer",
     "RateLimiter",
+    "TimedPacingModel",
     "VicidialAdaptPacer",
     "make_pacer",
 ]
@@ -443,6 +452,34 @@ class _Durations:
                 at_risk += 0.5 * (beyond - bisect_left(running, e))
             out.append((bisect_right(s, e + within, lo) - lo + prior2) / at_risk)
 
+    def ends_within_many(self, elapsed: tuple[float, ...], windows: list[float],
+                         actuarial: bool = False) -> list[list[float]]:
+        """`ends_within` for several windows at once (one list per window, same numbers),
+        sharing the bisections that depend on the elapsed time only."""
+        mean = self.mean
+        priors = [2.0 * -math.expm1(-w / mean) if mean > 0.0 else 2.0 for w in windows]
+        outs: list[list[float]] = [[] for _ in windows]
+        s = self._sorted
+        n = len(s)
+        running = sorted(elapsed)
+        m = len(running)
+        live = [(w, prior2, out) for w, prior2, out in zip(windows, priors, outs, strict=True)
+                if w > 0.0]
+        for w, _, out in zip(windows, priors, outs, strict=True):
+            if w <= 0.0:
+                out.extend(0.0 for _ in elapsed)
+        for e in elapsed:
+            lo = bisect_right(s, e)
+            base = n - lo + m + 2.0
+            start = bisect_left(running, e) if actuarial else 0
+            for w, prior2, out in live:
+                beyond = bisect_left(running, e + w)
+                at_risk = base - beyond
+                if actuarial:
+                    at_risk += 0.5 * (beyond - start)
+                out.append((bisect_right(s, e + w, lo) - lo + prior2) / at_risk)
+        return outs
+
 
 class _RingOutcomes:
     """The last `size` dial outcomes as (seconds from originate to answer or to the end,
@@ -455,7 +492,8 @@ class _RingOutcomes:
     calls the tail of the ring times looks too short, and a call still ringing would be
     written off too soon (over-dialing at low answer rates, measured)."""
 
-    __slots__ = ("_fresh", "answered", "order", "ratio", "size", "unanswered")
+    __slots__ = ("_arrive", "_checkpoints", "_fresh", "_stale", "answered", "order", "ratio", "size",
+                 "unanswered")
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -463,6 +501,14 @@ class _RingOutcomes:
         self.answered: list[float] = []
         self.unanswered: list[float] = []
         self.ratio: list[float] = [1.0]
+        # The time-resolved model's checkpoints (seconds from now: `_CHECKPOINTS` below the
+        # longest ring time of an answered call, then that; empty until `_MIN_ANSWERS` are in)
+        # and, per age bin, the share of the answered calls still ringing at that age that
+        # answer by each checkpoint.
+        # Built on demand (`arrivals`), so the one-horizon pacer pays nothing for them.
+        self._checkpoints: tuple[float, ...] = ()
+        self._arrive: list[tuple[float, ...]] = []
+        self._stale = True  # the ratio table was rebuilt since they were
         self._fresh = 0  # outcomes added since the table was built
 
     def add(self, x: float, answered: bool) -> None:
@@ -488,11 +534,49 @@ class _RingOutcomes:
                 s_u = (nu - bisect_right(u, e) + _AGE_PRIOR) / (nu + _AGE_PRIOR)
                 out.append(s_u / s_a)
             self.ratio = out
+            self._stale = True
         return self.ratio
+
+    def arrivals(self) -> tuple[tuple[float, ...], list[tuple[float, ...]]]:
+        """The checkpoints and, per age bin of `table` (same length), the arrival shares (see
+        __init__). The shares ignore the shrinkage's pseudo-answers (they would never arrive:
+        not conservative); an age past every answer seen arrives at once (conservative)."""
+        bins = len(self.table())
+        if self._stale:
+            self._stale = False
+            self._build_arrivals(bins)
+        return self._checkpoints, self._arrive
+
+    def _build_arrivals(self, bins: int) -> None:
+        a = self.answered
+        na = len(a)
+        if na < _MIN_ANSWERS:
+            self._checkpoints = ()
+            self._arrive = []
+            return
+        top = a[-1]
+        marks = (*(t for t in _CHECKPOINTS if t < top), max(_AGE_STEP, top))
+        arrive = []
+        for i in range(bins):
+            e = i * _AGE_STEP
+            done = bisect_right(a, e)
+            left = na - done
+            if left == 0:
+                arrive.append(tuple(1.0 for _ in marks))
+            else:
+                arrive.append(tuple((bisect_right(a, e + t, done) - done) / left for t in marks))
+        self._checkpoints = marks
+        self._arrive = arrive
 
 
 _AGE_STEP = 0.25  # seconds: the ring-age table's resolution (ages are floored: conservative)
 _AGE_PRIOR = 5.0  # pseudo-outcomes of each kind that never end (shrinkage toward ρ = 1)
+_MIN_ANSWERS = 20  # answered outcomes before the time-resolved model has checkpoints
+# Checkpoints of the time-resolved model, seconds from now: every second while most answers
+# arrive, then sparser, up to the longest ring time of an answered call (every answer to come).
+# (Quantiles of the ring times alone were tried first: they start at ~6 s and miss the calls
+# in flight answering in the next few seconds, which took agents the model counted free.)
+_CHECKPOINTS = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 12.0, 14.0, 17.0, 20.0)
 
 
 class PacingModel(Protocol):
@@ -550,6 +634,22 @@ class PacingModel(Protocol):
     def observe_wrap(self, seconds: float) -> None: ...
 
     def observe_abandon(self) -> None: ...
+
+
+@runtime_checkable
+class TimedPacingModel(PacingModel, Protocol):
+    """A `PacingModel` that also knows *when*: the time-resolved decision's checkpoints, the
+    answer-time shares of the calls in flight (`Estimator.timed_groups`) and the agents' free
+    probabilities at several horizons at once (`Estimator.p_free_many`)."""
+
+    @property
+    def checkpoints(self) -> tuple[float, ...]: ...
+
+    def timed_groups(self, ages: tuple[float, ...], in_amd: int
+                     ) -> tuple[list[tuple[float, int, tuple[float, ...]]], tuple[float, ...]]: ...
+
+    def p_free_many(self, talking: tuple[float, ...], wrapping: tuple[float, ...],
+                    horizons: list[float]) -> list[list[float]]: ...
 
 
 class Estimator:
@@ -704,6 +804,68 @@ class Estimator:
         self._wrap.ends_within(wrapping, horizon, out, actuarial)
         return out
 
+    @property
+    def checkpoints(self) -> tuple[float, ...]:
+        """The time-resolved model's checkpoints (seconds from now), ascending; empty while
+        too few answers are in (or with `ring_age` off): the pacer then uses one horizon."""
+        if not self.ring_age:
+            return ()
+        return self._outcomes.arrivals()[0]
+
+    def p_free_many(self, talking: tuple[float, ...], wrapping: tuple[float, ...],
+                    horizons: list[float]) -> list[list[float]]:
+        """`p_free` at each of `horizons` (one list per horizon), in one pass over the agents."""
+        wraps = self._wrap.quantiles(self.wrap_points) if self.wrap_points else [self._wrap.mean]
+        actuarial = self.wrap_points > 0
+        share = 1.0 / len(wraps)
+        outs: list[list[float]] = []
+        if talking:
+            windows = [h - w for h in horizons for w in wraps]
+            parts = self._talk.ends_within_many(talking, windows, actuarial)
+            nw = len(wraps)
+            for j in range(len(horizons)):
+                chunk = parts[j * nw:(j + 1) * nw]
+                outs.append([sum(qs) * share for qs in zip(*chunk, strict=True)]
+                            if nw > 1 else list(chunk[0]))
+        else:
+            outs = [[] for _ in horizons]
+        if wrapping:
+            for out, part in zip(outs, self._wrap.ends_within_many(wrapping, horizons, actuarial),
+                                 strict=True):
+                out.extend(part)
+        return outs
+
+    def timed_groups(self, ages: tuple[float, ...], in_amd: int
+                     ) -> tuple[list[tuple[float, int, tuple[float, ...]]], tuple[float, ...]]:
+        """As `live_groups`, each group with its arrival shares: of its calls' live answers,
+        the share arriving by each checkpoint (AMD calls: at once); and the shares of a call
+        placed now. Requires `checkpoints` not empty."""
+        outcomes = self._outcomes
+        marks, arrive = outcomes.arrivals()
+        table = outcomes.ratio
+        p_h = self._human.value
+        p_a = self._answered.value
+        live = p_a * p_h
+        rest = 1.0 - p_a
+        out: list[tuple[float, int, tuple[float, ...]]] = []
+        if ages:
+            ordered = sorted(ages)
+            n = len(ordered)
+            done = 0
+            last = len(table) - 1
+            for i in range(last):
+                upto = bisect_left(ordered, (i + 1) * _AGE_STEP, done)
+                if upto > done:
+                    out.append((live / (p_a + rest * table[i]), upto - done, arrive[i]))
+                    done = upto
+                if done == n:
+                    break
+            if done < n:
+                out.append((live / (p_a + rest * table[last]), n - done, arrive[last]))
+        if in_amd:
+            out.append((p_h, in_amd, tuple(1.0 for _ in marks)))
+        return out, arrive[0]
+
     def live_to_come(self, ages: tuple[float, ...], in_amd: int, out: list[float]) -> None:
         for r, count in self.live_groups(ages, in_amd):
             out.extend(r for _ in range(count))
@@ -770,6 +932,31 @@ def _overflow(mu: float, var: float, k3: float, k: int) -> float:
     return max(0.0, mu - k, sigma * (phi - a * tail + gamma * a * phi / 6.0))
 
 
+def _clark(means: list[float], variances: list[float], k: int) -> float:
+    """E[(max_c X_c − k)⁺] for X_c jointly normal with these means and variances and
+    cov(X_b, X_c) = min(Var X_b, Var X_c) (nested counts): Clark's (1961) moments of the
+    maximum of two normals, folded over c; the last step as in `_overflow`."""
+    m, v = means[0], variances[0]
+    cm = v  # cov(max so far, a later X): Σ weights · Var of the earlier ones
+    for m2, v2 in zip(means[1:], variances[1:], strict=True):
+        c = min(cm, v2)
+        a2 = v + v2 - 2.0 * c
+        if a2 <= 1e-12:
+            if m2 > m:
+                m, v, cm = m2, v2, v2
+            continue
+        a = math.sqrt(a2)
+        alpha = (m - m2) / a
+        big = 0.5 * math.erfc(-alpha / _SQRT2)  # Φ(α)
+        small = 1.0 - big
+        phi = _INV_SQRT_2PI * math.exp(-0.5 * alpha * alpha)
+        m1 = m * big + m2 * small + a * phi
+        second = (m * m + v) * big + (m2 * m2 + v2) * small + (m + m2) * a * phi
+        cm = cm * big + v2 * small
+        m, v = m1, max(0.0, second - m1 * m1)
+    return _overflow(m, v, 0.0, k)
+
+
 class PredictivePacer:
     """Model-based predictive pacing under an abandon-rate ceiling (see the module docstring).
 
@@ -783,19 +970,25 @@ class PredictivePacer:
     `uncertainty` (the answer rate's memory sized in answers, its standard error in the
     variance) are on by default; off, they reproduce the pacer before them
     (docs/PACING_BENCH.md, "baseline").
+    `time_resolved` (off by default: measured, not better; docs/PACING_BENCH.md) decides on
+    several checkpoints instead of one horizon (`_timed`), with `answer_grace` the seconds a
+    person may wait for an agent; it needs a `TimedPacingModel` (the `Estimator` is one) and
+    falls back to the one-horizon model until the estimator has its checkpoints.
     `model` defaults to a fresh `Estimator`; a simulator may pass known parameters.
     The defaults (safety 0.8, taper from 0.8 × target) were chosen on the simulator's grid
     (docs/PACING_BENCH.md): larger budgets bought abandons, not talk time.
     """
 
-    __slots__ = ("connect_grace", "exact_limit", "last_risk", "last_theta", "margin_humans",
-                 "model", "safety", "taper_start", "target", "uncertainty", "warmup_dials")
+    __slots__ = ("answer_grace", "connect_grace", "exact_limit", "last_risk", "last_theta",
+                 "margin_humans", "model", "safety", "taper_start", "target", "time_resolved",
+                 "uncertainty", "warmup_dials")
 
     def __init__(self, target_abandon: float = 0.03, *, model: PacingModel | None = None,
                  warmup_dials: int = 30, safety: float = 0.8, taper_start: float = 0.8,
                  exact_limit: int = 10, connect_grace: float = 0.0, ring_age: bool = True,
                  talk_lookahead: bool = True, margin_humans: float = 100.0,
-                 uncertainty: bool = True) -> None:
+                 uncertainty: bool = True, time_resolved: bool = False,
+                 answer_grace: float = 2.0) -> None:
         if not 0 < target_abandon < 1:
             raise ValueError(f"abandon target must be in (0, 1), not {target_abandon!r}")
         if not 0 <= taper_start < 1:
@@ -804,6 +997,10 @@ class PredictivePacer:
             raise ValueError(f"safety must be positive, not {safety!r}")
         if not margin_humans > 0:
             raise ValueError(f"margin_humans must be positive, not {margin_humans!r}")
+        if not 0 <= answer_grace <= 10:
+            raise ValueError(f"answer_grace must be in [0, 10] seconds, not {answer_grace!r}")
+        self.time_resolved = time_resolved
+        self.answer_grace = answer_grace
         self.margin_humans = margin_humans
         self.target = target_abandon
         self.model: PacingModel = model if model is not None else \
@@ -862,6 +1059,13 @@ class PredictivePacer:
         if theta <= 0.0 or model.dials < self.warmup_dials or cap <= max(0, floor):
             return _clamp(floor, snap)
         p = min(1.0, max(1e-4, model.p_live))
+        if self.time_resolved and isinstance(model, TimedPacingModel) and \
+                snap.ready_agents + snap.agents_engaged > self.exact_limit:
+            marks = model.checkpoints
+            if marks:
+                extra = self._timed(model, marks, snap, p, cap, theta)
+                self.last_theta = theta
+                return _clamp(max(floor, extra), snap)
         horizon = model.ring_time + self.connect_grace
 
         # Busy agents: certain to stay busy (cancel out), certain to be free, or a Bernoulli.
@@ -877,19 +1081,97 @@ class PredictivePacer:
             return _clamp(floor, snap)
         # The calls in flight: each brings a person with its own probability (by ring age,
         # or in AMD); claimed calls not yet dialed are fresh, Bernoulli(p) like the new ones.
-        flight = model.live_groups(snap.ringing_ages, snap.calls_in_amd)
+        flight = [(r, r, count) for r, count in model.live_groups(snap.ringing_ages, snap.calls_in_amd)]
         fresh = snap.calls_fresh
         if k <= self.exact_limit:
-            extra = self._exact(k, p, flight, fresh, still_busy, cap, theta)
+            extra = self._exact(k, p, p, flight, fresh, still_busy, cap, theta)
         else:
-            extra = self._approx(k, p, flight, fresh, still_busy, cap, theta)
+            extra = self._approx(k, p, p, flight, fresh, still_busy, cap, theta)
         self.last_theta = theta
         return _clamp(max(floor, extra), snap)
 
-    def _exact(self, k: int, p: float, flight: list[tuple[float, int]], fresh: int,
-               still_busy: list[float], cap: int, theta: float) -> int:
+    def _timed(self, model: TimedPacingModel, marks: tuple[float, ...], snap: PacingSnapshot,
+               p: float, cap: int, theta: float) -> int:
+        """The time-resolved decision. At each checkpoint t_c (seconds from now) let
+        X_c = A_c − F_c: the live answers arriving by t_c less the busy agents free (talk and
+        wrap-up done) by t_c + `answer_grace`. By Hall's theorem on these nested sets, with
+        k = ready − waiting, the humans left without an agent are (max_c X_c − k)⁺. X_c is a
+        sum of independent Bernoullis (each call in flight: its chance of a person times the
+        share of its answers due by t_c, by ring age; each agent: its chance to be free); its
+        mean and variance add up, and the covariance of X_b and X_c (b < c) is taken as
+        Var X_b (nested counts, independent increments). max_c X_c is folded by Clark's
+        moment-matching (`_clark`), and E[(M − k)⁺] must stay within the budget over every
+        human the cohort brings. The largest such n of new calls is dialed (`last_risk` is
+        not computed on this path: it stays 0)."""
+        groups, new_shares = model.timed_groups(snap.ringing_ages, snap.calls_in_amd)
+        grace = self.answer_grace
+        frees = model.p_free_many(snap.busy_agents, snap.wrapping_agents, [t + grace for t in marks])
+        k = snap.ready_agents - snap.calls_waiting
+        fresh = snap.calls_fresh
+        count = len(marks)
+        mus = [0.0] * count  # E[A_c − F_c] before new calls
+        vs = [0.0] * count  # its variance (Binomial parts)
+        idle_mus = [0.0] * count  # E[−F_c], Var F_c: the agents alone (no calls at all)
+        idle_vs = [0.0] * count
+        arrivals = [0.0] * count  # E[A_c]: for the answer rate's common error
+        whole = fresh * p  # humans the calls in flight bring, by any time
+        for c, qs in enumerate(frees):
+            mf = vf = 0.0
+            for q in qs:
+                mf += q
+                vf += q * (1.0 - q)
+            ma = va = 0.0
+            for r, n_calls, shares in groups:
+                ra = r * shares[c]
+                ma += ra * n_calls
+                va += ra * (1.0 - ra) * n_calls
+            ra = p * new_shares[c]
+            ma += ra * fresh
+            va += ra * (1.0 - ra) * fresh
+            mus[c] = ma - mf
+            vs[c] = va + vf
+            idle_mus[c] = -mf
+            idle_vs[c] = vf
+            arrivals[c] = ma
+        for r, n_calls, _ in groups:
+            whole += r * n_calls
+        pas = [p * sh for sh in new_shares]
+        eps2 = model.p_live_error ** 2 if self.uncertainty else 0.0
+
+        def overflow(n: int) -> float:
+            means = []
+            variances = []
+            for c in range(count):
+                pa = pas[c]
+                a = arrivals[c] + n * pa
+                means.append(mus[c] + n * pa)
+                variances.append(vs[c] + n * pa * (1.0 - pa) + eps2 * a * a)
+            return _clark(means, variances, k)
+
+        # The waiting humans' share, not the calls' (as in `_approx`): with no calls at all.
+        base = _clark(idle_mus, idle_vs, k)
+        budget = theta * whole
+        if overflow(0) - base > budget:
+            return 0
+        lo, hi = 0, 1  # gallop then bisect; invariant: fits(lo), and hi > cap or not fits(hi)
+        while hi <= cap and overflow(hi) - base <= budget + theta * hi * p:
+            lo, hi = hi, hi * 2
+        hi = min(hi, cap + 1)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if overflow(mid) - base <= budget + theta * mid * p:
+                lo = mid
+            else:
+                hi = mid
+        return lo
+
+    def _exact(self, k: int, pa: float, p: float, flight: list[tuple[float, float, int]],
+               fresh: int, still_busy: list[float], cap: int, theta: float) -> int:
         """Largest n <= cap keeping the cohort's expected abandon rate <= theta, with Y's pmf
-        kept exactly: pmf[y] = P(Y = y) for y < k, pmf[k] = P(Y >= k) (the slot absorbs)."""
+        kept exactly: pmf[y] = P(Y = y) for y < k, pmf[k] = P(Y >= k) (the slot absorbs).
+        A call counts in Y with its chance of a person arriving in the look-ahead (`pa`, the
+        flight's first figure) and in the rate's denominator with its chance of a person at
+        all (`p`, the second): equal in the one-horizon model."""
         pmf = [0.0] * (k + 1)
         pmf[0] = 1.0
         top = 0  # highest index holding mass
@@ -911,29 +1193,29 @@ class PredictivePacer:
             add(r)
         overflow = 0.0  # expected abandoned humans among the calls in flight and new calls
         expected = 0.0  # expected humans among them
-        for r, count in flight:
+        for ra, r, count in flight:
             for _ in range(count):
-                overflow += r * pmf[k]
+                overflow += ra * pmf[k]
                 expected += r
-                add(r)
+                add(ra)
         for _ in range(fresh):
-            overflow += p * pmf[k]
+            overflow += pa * pmf[k]
             expected += p
-            add(p)
+            add(pa)
         n = 0
         while n < cap:
-            step = p * pmf[k]
+            step = pa * pmf[k]
             if overflow + step > theta * (expected + p):
                 break
             overflow += step
             expected += p
-            add(p)
+            add(pa)
             n += 1
         self.last_risk = pmf[k]
         return n
 
-    def _approx(self, k: int, p: float, flight: list[tuple[float, int]], fresh: int,
-                still_busy: list[float], cap: int, theta: float) -> int:
+    def _approx(self, k: int, pa: float, p: float, flight: list[tuple[float, float, int]],
+                fresh: int, still_busy: list[float], cap: int, theta: float) -> int:
         """As `_exact`, with E[(Y − k)⁺] from Y's first three cumulants (`_overflow`)."""
         mu0 = var0 = k30 = 0.0
         for r in still_busy:
@@ -942,18 +1224,21 @@ class PredictivePacer:
             var0 += v
             k30 += v * (1.0 - 2.0 * r)
         base = _overflow(mu0, var0, k30, k)  # the waiting humans' share, not the calls'
-        pq = p * (1.0 - p)
-        k3p = pq * (1.0 - 2.0 * p)
-        # The calls in flight, then the fresh ones: cumulants add up.
-        mu1 = var1 = k31 = 0.0
-        for r, count in flight:
-            v = r * (1.0 - r)
-            mu1 += r * count
+        pq = pa * (1.0 - pa)
+        k3p = pq * (1.0 - 2.0 * pa)
+        # The calls in flight, then the fresh ones: cumulants add up. `whole`: the humans they
+        # bring at all (the rate's denominator), `mu1`: those arriving in the look-ahead.
+        mu1 = var1 = k31 = whole = 0.0
+        for ra, r, count in flight:
+            v = ra * (1.0 - ra)
+            mu1 += ra * count
             var1 += v * count
-            k31 += v * (1.0 - 2.0 * r) * count
-        mu1 += fresh * p
+            k31 += v * (1.0 - 2.0 * ra) * count
+            whole += r * count
+        mu1 += fresh * pa
         var1 += fresh * pq
         k31 += fresh * k3p
+        whole += fresh * p
         mu0 += mu1
         var0 += var1
         k30 += k31
@@ -965,9 +1250,9 @@ class PredictivePacer:
         eps2 = self.model.p_live_error ** 2 if self.uncertainty else 0.0
 
         def fits(n: int) -> bool:
-            m = mu1 + n * p
-            return _overflow(mu0 + n * p, var0 + n * pq + eps2 * m * m, k30 + n * k3p, k) - base \
-                <= theta * m
+            m = mu1 + n * pa
+            return _overflow(mu0 + n * pa, var0 + n * pq + eps2 * m * m, k30 + n * k3p, k) - base \
+                <= theta * (whole + n * p)
 
         if not fits(0):
             return 0
@@ -981,9 +1266,9 @@ class PredictivePacer:
                 lo = mid
             else:
                 hi = mid
-        var = var0 + lo * pq + eps2 * (mu1 + lo * p) ** 2
+        var = var0 + lo * pq + eps2 * (mu1 + lo * pa) ** 2
         if var > 0.0:  # P(Y >= k) = P(Y > k - 1), Edgeworth-corrected as in `_overflow`
-            x = (k - 0.5 - mu0 - lo * p) / math.sqrt(var)
+            x = (k - 0.5 - mu0 - lo * pa) / math.sqrt(var)
             gamma = (k30 + lo * k3p) / (var * math.sqrt(var))
             phi = _INV_SQRT_2PI * math.exp(-0.5 * x * x)
             tail = 0.5 * math.erfc(x / _SQRT2) + gamma * (1.0 - x * x) * phi / 6.0

@@ -29,9 +29,9 @@ from dialer.core.model import CampaignSpec, DialMode
 from dialer.core.pacing import Pacer, PredictivePacer, VicidialAdaptPacer, make_pacer
 
 _OPTIONS = ("safety", "taper_start", "connect_grace", "warmup_dials", "exact_limit", "ring_age",
-            "talk_lookahead", "margin_humans", "uncertainty")
+            "talk_lookahead", "margin_humans", "uncertainty", "time_resolved", "answer_grace")
 _INT_OPTIONS = ("warmup_dials", "exact_limit")
-_BOOL_OPTIONS = ("ring_age", "talk_lookahead", "uncertainty")
+_BOOL_OPTIONS = ("ring_age", "talk_lookahead", "uncertainty", "time_resolved")
 POLICIES = ("progressive", "power", "vicidial", "predictive", "baseline")
 
 
@@ -77,7 +77,7 @@ class Policy:
                               else v for k, v in self.options}
         if self.name == "baseline":
             kw = {"ring_age": False, "talk_lookahead": False, "margin_humans": math.inf,
-                  "uncertainty": False, **kw}
+                  "uncertainty": False, "time_resolved": False, **kw}
             return PredictivePacer(spec.abandon_target, **kw)
         if self.name == "predictive" and kw:
             return PredictivePacer(spec.abandon_target, **kw)

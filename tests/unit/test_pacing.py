@@ -20,6 +20,8 @@ from dialer.core.pacing import (
     ProgressivePacer,
     RateLimiter,
     VicidialAdaptPacer,
+    _clark,
+    _overflow,
     make_pacer,
 )
 
@@ -139,7 +141,8 @@ def test_make_pacer_passes_ratio_target_and_in_flight_cap() -> None:
     lambda: PowerPacer(0.0), lambda: PowerPacer(-1.0), lambda: PredictivePacer(0.0),
     lambda: PredictivePacer(1.0), lambda: PredictivePacer(safety=0.0),
     lambda: VicidialAdaptPacer(max_level=0.5), lambda: RateLimiter(0.0), lambda: RateLimiter(5.0, burst=0.5),
-    lambda: AgentlessPacer(-1),
+    lambda: AgentlessPacer(-1), lambda: PredictivePacer(answer_grace=-1.0),
+    lambda: PredictivePacer(answer_grace=math.nan),
 ])
 def test_bad_parameters_are_refused(build: Callable[[], object]) -> None:
     with pytest.raises(ValueError, match=r"must|need"):
@@ -576,6 +579,7 @@ AGENT_PACERS: dict[str, Callable[[], Pacer]] = {
     "predictive-cold": PredictivePacer,
     "predictive-trained": trained_predictive,
     "predictive-low-answer": lambda: train(PredictivePacer(), dials=400, answered_per_20=1),
+    "predictive-time-resolved": lambda: train(PredictivePacer(time_resolved=True), dials=400),
 }
 ALL_PACERS: dict[str, Callable[[], Pacer]] = {**AGENT_PACERS, "agentless": lambda: AgentlessPacer(50)}
 
@@ -630,6 +634,113 @@ def test_every_pacer_is_deterministic(name: str, sequence: list[PacingSnapshot])
     a, b = ALL_PACERS[name](), ALL_PACERS[name]()
     ordered = sorted(sequence, key=lambda s: s.now)
     assert [a.decide(s) for s in ordered] == [b.decide(s) for s in ordered]
+
+
+# --- the time-resolved model (opt-in: `time_resolved=True`) -------------------------------
+
+
+def spread(pacer: PredictivePacer, dials: int = 400) -> PredictivePacer:
+    """Like `train`, with live answers after 5, 6, … 15 s of ringing (cycling) and no-answers
+    ringing out at 25 s (no fast failures: an age under 5 s then says nothing of the live
+    chance, so calls of different ages differ only in *when* they answer)."""
+    for i in range(dials):
+        answered = i % 20 < 3
+        ring = 5.0 + (i // 20) % 11 if answered else 25.0
+        pacer.observe_dial(ring, answered, originated_at=i * 0.5)
+        if answered:
+            pacer.observe_human(True)
+            pacer.observe_talk(TALKS[i % len(TALKS)])
+            pacer.observe_wrap(10.0)
+    pacer.model.advance(LATER)
+    return pacer
+
+
+def timed_pacer(**kw: float) -> PredictivePacer:
+    return spread(PredictivePacer(time_resolved=True, **kw))  # type: ignore[arg-type]
+
+
+def test_time_resolved_checkpoints_wait_for_enough_answers_then_reach_the_longest_answer() -> None:
+    few = Estimator()
+    for i in range(19):
+        few.observe_dial(5.0 + i % 11, True, originated_at=0.0)
+    few.advance(LATER)
+    assert few.checkpoints == ()  # the pacer uses its one horizon meanwhile
+    est = spread(PredictivePacer()).model
+    assert isinstance(est, Estimator)
+    marks = est.checkpoints
+    assert marks[0] == 1.0
+    assert marks[-1] == 15.0  # every answer to come is in by the last one
+    assert list(marks) == sorted(set(marks))
+
+
+def test_time_resolved_calls_in_flight_answer_sooner_the_longer_they_have_rung() -> None:
+    est = spread(PredictivePacer()).model
+    assert isinstance(est, Estimator)
+    marks = est.checkpoints
+    groups, new_call = est.timed_groups((0.0, 4.0), 0)
+    (r_new, _, fresh), (r_old, _, old) = groups
+    assert r_new == pytest.approx(r_old)  # nothing ends before 5 s: age 4 s says nothing of "live"
+    assert fresh == new_call
+    assert fresh[0] == 0.0 < old[0]  # nobody answers within 1 s of the dial: the first is at 5 s
+    assert fresh[marks.index(12.0)] < old[marks.index(12.0)] == 1.0  # all in by 4 + 12 s
+    assert all(o >= f for o, f in zip(old, fresh, strict=True))
+    assert fresh[-1] == old[-1] == 1.0
+    (_, _, amd), = est.timed_groups((), 2)[0]
+    assert set(amd) == {1.0}  # a call in AMD has answered: at once
+
+
+def test_time_resolved_free_agents_at_several_horizons_are_those_of_one_horizon_each() -> None:
+    est = spread(PredictivePacer()).model
+    assert isinstance(est, Estimator)
+    talking, wrapping = (28.0, 5.0, 61.0, 140.0), (2.0, 9.5)
+    horizons = [1.0, 6.0, 13.0, 22.0]
+    many = est.p_free_many(talking, wrapping, horizons)
+    for h, got in zip(horizons, many, strict=True):
+        assert got == pytest.approx(est.p_free(talking, wrapping, h))
+
+
+def test_time_resolved_pacer_dials_more_when_more_agents_are_about_to_free() -> None:
+    ending = aged(ready=2, ages=(), busy=(28.0,) * 10)  # their 30-s talks end in 2 s
+    started = aged(ready=2, ages=(), busy=(1.0,) * 10)  # nobody's talk ends under 30 s
+    pacer = timed_pacer()
+    assert pacer.model.checkpoints  # type: ignore[attr-defined]
+    assert pacer.decide(ending) > pacer.decide(started) >= 0
+
+
+def test_time_resolved_pacer_dials_fewer_when_the_answers_in_flight_are_due_sooner() -> None:
+    # Agents free one a second from 12 s on (30-s talks ending, then 10 s of wrap-up): the calls
+    # that have rung 4 s answer before them, the fresh ones after more of them have freed.
+    busy = tuple(28.0 - i for i in range(12))
+    soon = aged(ready=3, ages=(4.0,) * 5, busy=busy)
+    later = aged(ready=3, ages=(0.0,) * 5, busy=busy)
+    pacer = timed_pacer()
+    assert pacer.decide(soon) < pacer.decide(later)
+
+
+def test_time_resolved_pacer_dials_nothing_with_nobody_ready_and_nobody_about_to_free() -> None:
+    s = aged(ready=0, ages=(), busy=(1.0,) * 12)
+    assert timed_pacer().decide(s) == 0
+
+
+def test_time_resolved_pacer_keeps_the_exact_one_horizon_model_for_small_teams() -> None:
+    s = aged(ready=2, ages=(3.0, 8.0), busy=(28.0, 40.0, 100.0))  # 5 agents <= exact_limit
+    assert timed_pacer().decide(s) == spread(PredictivePacer()).decide(s)
+
+
+def test_time_resolved_pacer_dials_less_with_less_grace_for_the_answered_to_wait() -> None:
+    busy = tuple(28.0 - i for i in range(12))
+    s = aged(ready=3, ages=(0.0,) * 10, busy=busy)
+    assert timed_pacer(answer_grace=0.0).decide(s) < timed_pacer(answer_grace=2.0).decide(s)
+
+
+def test_the_expected_excess_of_a_maximum_is_no_less_than_of_any_of_its_terms() -> None:
+    assert _clark([3.0], [4.0], 5) == pytest.approx(_overflow(3.0, 4.0, 0.0, 5))
+    # The same count twice (covariance = variance) is that count.
+    assert _clark([3.0, 3.0], [4.0, 4.0], 5) == pytest.approx(_overflow(3.0, 4.0, 0.0, 5))
+    means, variances = [1.0, 3.0, 2.5, 0.5], [1.0, 2.0, 3.0, 4.0]
+    most = max(_overflow(m, v, 0.0, 4) for m, v in zip(means, variances, strict=True))
+    assert _clark(means, variances, 4) >= most
+    assert _clark(means, variances, 4) > _clark(means, variances, 5)
 
 
 # --- calls per second ----------------------------------------------------------------------

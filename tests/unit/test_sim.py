@@ -260,6 +260,17 @@ def test_policy_names() -> None:
     assert isinstance(now, PredictivePacer)
     assert isinstance(now.model, Estimator)
     assert now.model.ring_age
+    assert not now.time_resolved  # measured, not shipped (docs/PACING_BENCH.md)
+
+
+def test_the_time_resolved_model_is_a_predictive_setting() -> None:
+    timed = Simulator(small(), parse("predictive:time_resolved=1,answer_grace=0"), seed=1)
+    pacer = timed.desks[0].engine.pacer
+    assert isinstance(pacer, PredictivePacer)
+    assert (pacer.time_resolved, pacer.answer_grace) == (True, 0.0)
+    baseline = Simulator(small(), parse("baseline"), seed=1).desks[0].engine.pacer
+    assert isinstance(baseline, PredictivePacer)
+    assert not baseline.time_resolved
     with pytest.raises(ValueError, match="unknown setting"):
         parse("predictive:psychic=1")
 
