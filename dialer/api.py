@@ -23,6 +23,7 @@ from typing import Any
 import phonenumbers
 import yaml
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from dialer.core.agent import AgentTransitionError
 from dialer.core.campaign import (
@@ -59,6 +60,16 @@ class ApiError(Exception):
 
 def error_response(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+def settle_middleware(dialer: Dialer) -> Middleware:
+    """Before each request, the records the runners hold back (`runner.WRITE_LINGER`) are
+    written, so a client reads what its earlier requests and the calls' events changed."""
+    @web.middleware
+    async def settle(request: web.Request, handler: Handler) -> web.StreamResponse:
+        await dialer.settle()
+        return await handler(request)
+    return settle
 
 
 @web.middleware

@@ -141,6 +141,16 @@ BATCH = 64  # most queued events taken as one batch (one store transaction)
 # attempt is on record (a restart after SIGKILL finds and closes every call it placed); a
 # disposition reads the attempt it changes.
 AFTER_WRITES = (Originate, ApplyDisposition)
+# Records with no command waiting on them are held this long (s) so the writes of several
+# calls and steps share one transaction: about 9 store transactions per call placed become
+# about 3 at the benchmark's 2.4 calls/s. A record is at most this much behind the core; a
+# restart completes a record that lags Asterisk from Asterisk itself (`_recover`).
+WRITE_LINGER = 0.2
+
+
+def _wake_up(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 @dataclass(slots=True)
@@ -195,6 +205,8 @@ class CampaignRunner:
         self._ticker: asyncio.Task[None] | None = None
         # Batches of records (and the commands that wait for them) for the writer task.
         self._outbox: asyncio.Queue[tuple[_Writes, list[Command]]] = asyncio.Queue()
+        self.write_linger = WRITE_LINGER  # (s) see WRITE_LINGER; 0 writes each batch at once
+        self._wake: asyncio.Future[None] | None = None  # ends the writer's linger early
         self._writer: asyncio.Task[None] | None = None
         # Told of each attempt once it has ended and is on record (webhooks); must not block.
         self.on_attempt_ended: list[Callable[[Attempt], None]] = []
@@ -302,6 +314,15 @@ class CampaignRunner:
         while True:
             writes, later = await self._outbox.get()
             merged = 1
+            if not later and self.write_linger > 0:
+                loop = asyncio.get_running_loop()
+                self._wake = wake = loop.create_future()
+                timer = loop.call_later(self.write_linger, _wake_up, wake)
+                try:
+                    await wake
+                finally:
+                    timer.cancel()
+                    self._wake = None
             while not self._outbox.empty():
                 more, more_later = self._outbox.get_nowait()
                 writes.merge(more)
@@ -319,6 +340,12 @@ class CampaignRunner:
             finally:
                 for _ in range(merged):
                     self._outbox.task_done()
+
+    async def settle(self) -> None:
+        """End the writer's linger now and wait until every record decided so far is written."""
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+        await self._outbox.join()
 
     async def _carry_out(self, command: AnyCommand) -> None:
         try:
@@ -839,6 +866,12 @@ class Dialer:
             self._event_lag.observe(max(0.0, time.time() - stamped))
         for runner in self.runners.values():
             runner.on_ari(item)
+
+    async def settle(self) -> None:
+        """Every record the runners have decided is on record when this returns (the API
+        calls it before handling a request, so clients read their own writes)."""
+        for runner in tuple(self.runners.values()):
+            await runner.settle()
 
     def runner_for_agent(self, agent_id: str) -> CampaignRunner | None:
         for runner in self.runners.values():

@@ -21,7 +21,7 @@ from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from dialer.api import MAX_BODY, Api, errors_middleware
+from dialer.api import MAX_BODY, Api, errors_middleware, settle_middleware
 from dialer.ari import Ari
 from dialer.auth import auth_middleware
 from dialer.config import Config
@@ -119,7 +119,8 @@ class Server:
         assert self.ivr is not None
         api = Api(self.store, self.dialer, self.clock)
         app = web.Application(client_max_size=MAX_BODY, middlewares=[
-            errors_middleware, auth_middleware(self.config.api, api.agent_on_lead)])
+            errors_middleware, auth_middleware(self.config.api, api.agent_on_lead),
+            settle_middleware(self.dialer)])
         api.routes(app)
         IvrApi(self.flows, self.ivr).routes(app)
         IntakeApi(self.store, self.config.callbacks, self.clock).routes(app)

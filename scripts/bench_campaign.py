@@ -41,7 +41,7 @@ import aiohttp
 import redis.asyncio as aioredis
 import websockets
 
-from dialer.ari import AriItem, ChannelEnteredBridge, StasisStart
+from dialer.ari import AriItem, ChannelEnteredBridge, StasisStart, UnknownEvent
 from dialer.auth import bearer_header
 from dialer.config import AriConfig, Config, RedisConfig, ServerConfig, load_config
 from dialer.core.model import Attempt
@@ -54,6 +54,9 @@ DB_URL = "redis://127.0.0.1:16379/9"
 PORT = 18097
 APP = "dialer-bench-campaign"
 RAW_APP = "dialer-bench-campaign-raw"
+# Where the simulated customers live (asterisk_conf/testbed/extensions.conf): the same numbers
+# and outcomes; "speaking" customers play recorded speech for their whole talk time.
+CUSTOMERS = {"silent": "simcust-pstn", "speaking": "simcust-pstn-speak"}
 CAMPAIGN = "bench"
 AGENTS = [f"agent-{1001 + i}" for i in range(20)]
 # First digit of the line number -> behaviour (asterisk_conf/testbed/extensions.conf).
@@ -164,7 +167,7 @@ class _RawCall:
 
 
 async def raw_baseline(cfg: AriConfig, testbed: Testbed, dial: list[str],
-                       duration: float) -> RawResult:
+                       duration: float, context: str) -> RawResult:
     """20 sipp agent phones in pre-made bridges; each agent's line dials the next customer
     when the last one ends; an answered customer is added to that line's bridge at once."""
     headers = ari_auth(cfg)
@@ -250,7 +253,7 @@ async def raw_baseline(cfg: AriConfig, testbed: Testbed, dial: list[str],
                     cid = f"{prefix}c{next(counter)}"
                     calls[cid] = call = _RawCall(bridge, loop.create_future())
                     placed += 1
-                    status = await post("/channels", endpoint=f"Local/{number}@simcust-pstn",
+                    status = await post("/channels", endpoint=f"Local/{number}@{context}",
                                         app=app, channelId=cid, formats="ulaw", timeout="15")
                     if status == 200:
                         with contextlib.suppress(TimeoutError):
@@ -310,8 +313,10 @@ class Probe:
         self.answered: dict[str, float] = {}
         # (call id, answer, ConnectAgent or None, in bridge), perf_counter seconds
         self.records: list[tuple[str, float, float | None, float]] = []
+        self.events: Counter[str] = Counter()  # ARI events delivered to the server, by type
 
     def on(self, item: AriItem) -> None:
+        self.events[item.type if isinstance(item, UnknownEvent) else type(item).__name__] += 1
         if isinstance(item, StasisStart) and item.channel.id.startswith(self.prefix) \
                 and not item.args:
             self.answered[item.channel.id] = time.perf_counter()
@@ -350,13 +355,14 @@ class DialerResult:
     warnings: int
     agents_at_end: int
     redis_commands: Counter[str]  # the redis-server's (shared), in the window, also in Lua
+    events: Counter[str]  # ARI events the server received in the window, by type
     leftovers: list[str] = field(default_factory=list)
 
 
-def campaign_body(mode: str, wrapup: float, max_cps: float) -> dict[str, Any]:
+def campaign_body(mode: str, wrapup: float, max_cps: float, context: str) -> dict[str, Any]:
     return {
         "id": CAMPAIGN, "name": "Campaign benchmark", "dial_mode": mode,
-        "trunk": "Local/{number}@simcust-pstn", "caller_id": "Bench <+15550100>",
+        "trunk": f"Local/{{number}}@{context}", "caller_id": "Bench <+15550100>",
         "safe_harbor": {"seller": "Bench", "callback_number": "+15550100", "optout_key": "9"},
         "window": {"start": "00:00", "end": "23:59"}, "ring_timeout": 15, "wrapup": wrapup,
         "max_cps": max_cps, "max_channels": 60,
@@ -375,7 +381,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str,
 
 async def dialer_run(config: Config, testbed: Testbed, leads: list[tuple[str, int]],
                      duration: float, mode: str, wrapup: float, max_cps: float,
-                     profile: Path | None, ivr_watch: bool) -> DialerResult:
+                     profile: Path | None, ivr_watch: bool, context: str) -> DialerResult:
     flush = aioredis.from_url(DB_URL)
     await flush.flushdb()
     await flush.aclose()
@@ -413,7 +419,7 @@ async def dialer_run(config: Config, testbed: Testbed, leads: list[tuple[str, in
                 async with api.get(f"/agents/{aid}") as resp:
                     return str((await resp.json()).get("state")) if resp.status == 200 else None
 
-            await call("POST", "/campaigns", 201, json=campaign_body(mode, wrapup, max_cps))
+            await call("POST", "/campaigns", 201, json=campaign_body(mode, wrapup, max_cps, context))
             csv = "phone,first_name,priority\n" + "".join(
                 f"{n},Pat{i},{prio}\n" for i, (n, prio) in enumerate(leads))
             report = await call("POST", f"/campaigns/{CAMPAIGN}/leads", 200, data=csv,
@@ -443,6 +449,7 @@ async def dialer_run(config: Config, testbed: Testbed, leads: list[tuple[str, in
             load = loadavg()
             lat_from = len(runner.connect_latencies)
             commands0 = await redis_commands()
+            events0 = probe.events.copy()
             w0, p0, start = time.time(), time.perf_counter(), Cpu.now(testbed)
             sampler = asyncio.create_task(foreign.run())
             profiler = cProfile.Profile() if profile else None
@@ -457,6 +464,7 @@ async def dialer_run(config: Config, testbed: Testbed, leads: list[tuple[str, in
             w1, p1 = time.time(), time.perf_counter()
             commands = await redis_commands() - commands0
             commands["info"] -= 1
+            events = probe.events - events0
             connect = [s * 1000 for s in runner.connect_latencies[lat_from:]]
             sampler.cancel()
             await call("POST", f"/campaigns/{CAMPAIGN}/pause", 200)
@@ -493,6 +501,7 @@ async def dialer_run(config: Config, testbed: Testbed, leads: list[tuple[str, in
             cpu=cpu, foreign=foreign.most, load=load,
             ready_after=ready_after, abandon=abandon, leads_left=leads_left,
             warnings=warnings.count, agents_at_end=agents_at_end, redis_commands=commands,
+            events=events,
             leftovers=leftovers)
     finally:
         try:
@@ -559,17 +568,18 @@ async def main_async(config: Config, testbed: Testbed, args: argparse.Namespace)
           f"load average {loadavg()}; 2 cores shared with anything else on the machine")
     print()
     leads = numbers(args.leads)
+    context = CUSTOMERS[args.customers]
     await wait_quiet(config.ari, args.wait_quiet, need_no_agent_bridges=False)
     raw = await raw_baseline(replace(config.ari, app=RAW_APP), testbed,
-                             [n for n, _ in leads], args.baseline)
+                             [n for n, _ in leads], args.baseline, context)
     await wait_quiet(config.ari, args.wait_quiet, need_no_agent_bridges=True)
     dial = await dialer_run(config, testbed, leads, args.duration, args.mode, args.wrapup,
-                            args.max_cps, args.profile, args.ivr_watch)
+                            args.max_cps, args.profile, args.ivr_watch, context)
 
     print()
     print(f"1. answer -> agent connect latency ({dial.mode}, 20 sipp agent phones nailed up, "
-          f"customers Local/+1212555Dxxx@simcust-pstn, mix 70 % answer / 10 % busy / "
-          f"10 % no answer / 10 % unallocated)")
+          f"customers Local/+1212555Dxxx@{context} ({args.customers}), mix 70 % answer / "
+          f"10 % busy / 10 % no answer / 10 % unallocated)")
     print(f"   {'measure (ms)':52} {'n':>5} {'p50':>8} {'p99':>8} {'max':>8}")
     print(row("raw ARI: StasisStart -> ChannelEnteredBridge", raw.latencies))
     print(row("dialer: ConnectAgent -> in bridge (connect_latencies)", dial.connect))
@@ -604,6 +614,10 @@ async def main_async(config: Config, testbed: Testbed, args: argparse.Namespace)
                     for name, n in dial.redis_commands.most_common(8))
     print(f"   Redis commands per call placed (those run inside Lua scripts included): "
           f"{dial.redis_commands.total() / max(1, dial.placed):.1f}: {top}")
+    kinds = ", ".join(f"{name} {n / max(1, dial.placed):.1f}"
+                      for name, n in dial.events.most_common())
+    print(f"   ARI events the server received per call placed: "
+          f"{dial.events.total() / max(1, dial.placed):.1f}: {kinds}")
     print(f"   raw window: {raw.placed} placed, {raw.answered} answered; {raw.agents_at_end} agents' "
           f"phones still up at the end; load {raw.load}")
     print(f"   foreign channels on the Asterisk (most seen): raw {raw.foreign}, "
@@ -615,6 +629,10 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=75, help="dialer window (s)")
     parser.add_argument("--baseline", type=float, default=45, help="raw-ARI window (s)")
     parser.add_argument("--leads", type=int, default=600)
+    parser.add_argument("--customers", default="silent", choices=sorted(CUSTOMERS),
+                        help="silent: answered customers send no audio (signalling only); "
+                             "speaking: they speak for their whole talk time, so Asterisk "
+                             "carries the voice through the agent's bridge to the phone as RTP")
     parser.add_argument("--mode", default="predictive", choices=["predictive", "progressive"])
     parser.add_argument("--wrapup", type=float, default=1)
     parser.add_argument("--max-cps", type=float, default=10)

@@ -307,6 +307,12 @@ class AriClient:
             raise
         return True
 
+    # ------------------------------------------------------------- applications
+    async def filter_events(self, app: str, allowed: Sequence[str]) -> None:
+        """Ask Asterisk to send `app` only these event types (an empty list: all of them)."""
+        await self.request("PUT", f"/applications/{_id(app)}/eventFilter",
+                           body={"allowed": [{"type": t} for t in allowed], "disallowed": []})
+
     # ----------------------------------------------------------------- helpers
     @staticmethod
     def _list(data: Any) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from dialer.ari import (
     StreamDisconnected,
     StreamReady,
 )
+from dialer.ari.events import SUBSCRIBED_EVENTS
 from dialer.backoff import Backoff
 from dialer.config import Config
 from dialer.core.outcome import DialOutcome
@@ -176,3 +177,22 @@ async def test_asterisk_not_running_is_one_clear_error(config: Config) -> None:
         async with Ari(cfg):
             pass
 
+
+
+async def test_asterisk_sends_only_the_event_types_the_dialer_acts_on(ari: Ari) -> None:
+    app = await ari.rest.request("GET", f"/applications/{ari.app}")
+    assert sorted(e["type"] for e in app["events_allowed"]) == sorted(SUBSCRIBED_EVENTS)
+    seen: list[object] = []
+    unlisten = ari.listen(seen.append)
+    try:
+        # A Local customer runs dialplan (ChannelDialplan, ChannelVarset, ChannelCallerId...
+        # without the filter) before it answers.
+        watch = await dial(ari, "Local/answer@simcust", formats="ulaw")
+        await wait(watch.answered, "StasisStart")
+        assert await ari.rest.hangup(watch.channel_id)
+        await wait(watch.ended, "ChannelDestroyed")
+    finally:
+        unlisten()
+    kinds = {type(item).__name__ for item in seen}
+    assert {"StasisStart", "ChannelDestroyed"} <= kinds
+    assert not kinds & {"UnknownEvent", "ChannelVarset"}, kinds

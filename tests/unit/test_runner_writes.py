@@ -1,0 +1,112 @@
+"""The runner's writer: records with nothing waiting on them are held briefly and written
+together; a call is still placed only once its records are written; a reader (the API) that
+asks the runner to settle sees every record decided before it asked."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from dialer.ari import Ari
+from dialer.config import AriConfig, Secret
+from dialer.core.agent import Agent, AgentState
+from dialer.core.campaign import Originate, SaveAgent
+from dialer.core.model import CampaignSpec, DialMode, SafeHarbor
+from dialer.metrics import Metrics
+from dialer.runner import CampaignRunner, Dialer, _Writes
+from dialer.store.memory import MemoryStore
+
+NOON = 1_795_000_000.0
+
+
+class CountingStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches = 0
+
+    async def save_batch(self, *args: object, **kw: object) -> list[str]:
+        self.batches += 1
+        return await super().save_batch(*args, **kw)  # type: ignore[arg-type]
+
+
+class Runner(CampaignRunner):
+    """A runner whose telephony commands are noted instead of sent to Asterisk."""
+
+    def __init__(self, store: CountingStore) -> None:
+        spec = CampaignSpec(id="camp", name="Camp", dial_mode=DialMode.PROGRESSIVE,
+                            trunk="PJSIP/{number}@carrier", caller_id="Acme <+15550100>",
+                            safe_harbor=SafeHarbor("Acme", "+15550100"))
+        ari = Ari(AriConfig("http://127.0.0.1:1", "dialer", Secret("secret"), "unit"))
+        super().__init__(spec, ari, store, lambda: NOON, Metrics())
+        self.carried: list[tuple[object, int]] = []  # (command, batches written before it)
+        self.counting = store
+
+    async def _carry_out(self, command: object) -> None:
+        self.carried.append((command, self.counting.batches))
+
+
+def agent_batch(runner: CampaignRunner, agent_id: str, state: AgentState) -> _Writes:
+    writes = _Writes()
+    runner._record(SaveAgent(Agent(agent_id, state, NOON)), writes)
+    return writes
+
+
+@pytest.fixture
+async def runner() -> AsyncIterator[Runner]:
+    r = Runner(CountingStore())
+    r.write_linger = 30.0  # far longer than any test waits: only settle() ends it
+    writer = asyncio.create_task(r._write_out())
+    yield r
+    writer.cancel()
+
+
+async def state(runner: Runner, agent_id: str) -> str | None:
+    data = await runner.store.get_agent(agent_id)
+    return None if data is None else data["state"]
+
+
+async def test_records_nobody_waits_for_are_held_then_written_together(runner: Runner) -> None:
+    runner._outbox.put_nowait((agent_batch(runner, "a1", AgentState.READY), []))
+    runner._outbox.put_nowait((agent_batch(runner, "a2", AgentState.READY), []))
+    runner._outbox.put_nowait((agent_batch(runner, "a1", AgentState.RESERVED), []))
+    for _ in range(20):  # let the writer run as far as it goes on its own
+        await asyncio.sleep(0)
+    assert runner.counting.batches == 0
+    assert await state(runner, "a1") is None
+    await runner.settle()
+    assert runner.counting.batches == 1  # three batches, one transaction
+    assert await state(runner, "a1") == "RESERVED"  # the later version won
+    assert await state(runner, "a2") == "READY"
+
+
+async def test_a_call_is_placed_at_once_and_only_after_its_records_are_written(
+        runner: Runner) -> None:
+    originate = Originate("call-1", "camp:1", "PJSIP/+12125550001@carrier", "Acme <+15550100>",
+                          15.0)
+    runner._outbox.put_nowait((agent_batch(runner, "a1", AgentState.RESERVED), [originate]))
+    for _ in range(20):
+        await asyncio.sleep(0)
+        if runner.carried:
+            break
+    assert runner.carried == [(originate, 1)]  # no linger: written, then carried out
+    assert await state(runner, "a1") == "RESERVED"
+
+
+async def test_the_dialer_settles_every_runner_before_a_read() -> None:
+    store = CountingStore()
+    runners = [Runner(store), Runner(store)]
+    dialer = Dialer(runners[0].ari, store, lambda: NOON, Metrics())
+    writers = []
+    for i, r in enumerate(runners):
+        r.write_linger = 30.0
+        dialer.runners[f"camp{i}"] = r
+        writers.append(asyncio.create_task(r._write_out()))
+        r._outbox.put_nowait((agent_batch(r, f"agent-{i}", AgentState.PAUSED), []))
+    try:
+        await asyncio.wait_for(dialer.settle(), 5)
+        assert [await state(runners[0], f"agent-{i}") for i in range(2)] == ["PAUSED"] * 2
+    finally:
+        for w in writers:
+            w.cancel()
