@@ -12,6 +12,9 @@ Prints:
   2. CPU per call placed: the dialer process (time.process_time) next to Asterisk
      (/proc/<pid>/stat utime+stime) over the same window; Redis for information.
 
+With --customers speaking, the customers who answer speak for their whole talk time
+(simcust-pstn-speak), so Asterisk carries a voice to each agent's SIP phone as RTP.
+
 Usage: .venv/bin/python scripts/bench_campaign.py [--duration 75] [--baseline 45] [--leads 600]
 Uses Redis DB 9 (flushed), ARI apps dialer-bench-campaign(-raw) and server port 18097, so it
 does not collide with the tests. Starts the testbed if it is not running and leaves it running.

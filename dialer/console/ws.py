@@ -65,6 +65,7 @@ class Publisher:
         self.interval = interval
         self.snapshot = EMPTY
         self.subscriptions: set[Subscription] = set()
+        self._watched = asyncio.Event()  # set while anyone subscribes
         self._task: asyncio.Task[None] | None = None
 
     def step(self) -> None:
@@ -84,16 +85,21 @@ class Publisher:
         sub.put(agent_welcome(agent_id, self.snapshot) if agent_id is not None
                 else supervisor_welcome(self.snapshot))
         self.subscriptions.add(sub)
+        self._watched.set()
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         self.subscriptions.discard(sub)
+        if not self.subscriptions:
+            self._watched.clear()
 
     async def _run(self) -> None:
         while True:
+            # Nobody watching: no snapshot and no wake-ups (they cost CPU on a busy dialer).
+            await self._watched.wait()
             await asyncio.sleep(self.interval)
             if not self.subscriptions:
-                continue  # nobody watching: no snapshot (it costs CPU on a busy dialer)
+                continue
             try:
                 self.step()
             except Exception:  # task boundary: a bad read must not end the feed

@@ -481,6 +481,26 @@ class _Durations:
         return outs
 
 
+def _age_bins(ages: tuple[float, ...], last: int) -> list[tuple[int, int]]:
+    """(row, calls) of ring ages grouped in `_AGE_STEP` bins (floored: a younger age weighs
+    more), rows 0..`last`, ages beyond the last row counted in it; by bisection on the sorted
+    ages (a 100-agent campaign at 5 % live has ~1,000 calls ringing, 4 decisions a second)."""
+    out: list[tuple[int, int]] = []
+    ordered = sorted(ages)
+    n = len(ordered)
+    done = 0
+    for i in range(last):
+        if done == n:
+            break
+        upto = bisect_left(ordered, (i + 1) * _AGE_STEP, done)
+        if upto > done:
+            out.append((i, upto - done))
+            done = upto
+    if done < n:
+        out.append((last, n - done))
+    return out
+
+
 class _RingOutcomes:
     """The last `size` dial outcomes as (seconds from originate to answer or to the end,
     answered), answered and unanswered kept sorted apart, and the survival ratio
@@ -848,20 +868,8 @@ class Estimator:
         live = p_a * p_h
         rest = 1.0 - p_a
         out: list[tuple[float, int, tuple[float, ...]]] = []
-        if ages:
-            ordered = sorted(ages)
-            n = len(ordered)
-            done = 0
-            last = len(table) - 1
-            for i in range(last):
-                upto = bisect_left(ordered, (i + 1) * _AGE_STEP, done)
-                if upto > done:
-                    out.append((live / (p_a + rest * table[i]), upto - done, arrive[i]))
-                    done = upto
-                if done == n:
-                    break
-            if done < n:
-                out.append((live / (p_a + rest * table[last]), n - done, arrive[last]))
+        for i, count in _age_bins(ages, len(table) - 1):
+            out.append((live / (p_a + rest * table[i]), count, arrive[i]))
         if in_amd:
             out.append((p_h, in_amd, tuple(1.0 for _ in marks)))
         return out, arrive[0]
@@ -889,19 +897,8 @@ class Estimator:
             table = self._outcomes.table()
             live = p_a * p_h
             rest = 1.0 - p_a
-            ordered = sorted(ages)
-            n = len(ordered)
-            done = 0
-            last = len(table) - 1
-            for i in range(last):
-                upto = bisect_left(ordered, (i + 1) * _AGE_STEP, done)
-                if upto > done:
-                    out.append((live / (p_a + rest * table[i]), upto - done))
-                    done = upto
-                if done == n:
-                    break
-            if done < n:
-                out.append((live / (p_a + rest * table[last]), n - done))
+            for i, count in _age_bins(ages, len(table) - 1):
+                out.append((live / (p_a + rest * table[i]), count))
         if in_amd:
             out.append((p_h if self.ring_age else p_a * p_h, in_amd))
         return out
