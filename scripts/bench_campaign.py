@@ -27,6 +27,7 @@ import asyncio
 import base64
 import contextlib
 import cProfile
+import gc
 import importlib
 import json
 import logging
@@ -113,15 +114,16 @@ class Cpu:
     me: float
     asterisk: float
     redis: float
+    me_sys: float = 0.0  # of `me`, in the kernel (syscalls; on loopback, part of delivery)
 
     @classmethod
     def now(cls, testbed: Testbed) -> Cpu:
         return cls(time.perf_counter(), time.process_time(), proc_cpu(testbed.asterisk.pid()),
-                   proc_cpu(testbed.redis.pid()))
+                   proc_cpu(testbed.redis.pid()), os.times().system)
 
     def __sub__(self, other: Cpu) -> Cpu:
         return Cpu(self.wall - other.wall, self.me - other.me, self.asterisk - other.asterisk,
-                   self.redis - other.redis)
+                   self.redis - other.redis, self.me_sys - other.me_sys)
 
 
 class Foreign:
@@ -329,6 +331,29 @@ class Probe:
                                  time.perf_counter()))
 
 
+class GcTimer:
+    """CPU time in Python's cyclic garbage collector, by generation (gc.callbacks)."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self.runs = [0, 0, 0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.process_time()
+        else:
+            self.seconds[info["generation"]] += time.process_time() - self._started
+            self.runs[info["generation"]] += 1
+
+    def __enter__(self) -> GcTimer:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
+
+
 class Warnings(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
@@ -359,6 +384,7 @@ class DialerResult:
     agents_at_end: int
     redis_commands: Counter[str]  # the redis-server's (shared), in the window, also in Lua
     events: Counter[str]  # ARI events the server received in the window, by type
+    gc: GcTimer  # the garbage collector's CPU in the window
     leftovers: list[str] = field(default_factory=list)
 
 
@@ -455,10 +481,12 @@ async def dialer_run(config: Config, testbed: Testbed, leads: list[tuple[str, in
             events0 = probe.events.copy()
             w0, p0, start = time.time(), time.perf_counter(), Cpu.now(testbed)
             sampler = asyncio.create_task(foreign.run())
+            gc_timer = GcTimer()
             profiler = cProfile.Profile() if profile else None
             if profiler:
                 profiler.enable()
-            await asyncio.sleep(duration)
+            with gc_timer:
+                await asyncio.sleep(duration)
             if profiler:
                 profiler.disable()
             cpu = Cpu.now(testbed) - start
@@ -504,7 +532,7 @@ async def dialer_run(config: Config, testbed: Testbed, leads: list[tuple[str, in
             cpu=cpu, foreign=foreign.most, load=load,
             ready_after=ready_after, abandon=abandon, leads_left=leads_left,
             warnings=warnings.count, agents_at_end=agents_at_end, redis_commands=commands,
-            events=events,
+            events=events, gc=gc_timer,
             leftovers=leftovers)
     finally:
         try:
@@ -607,6 +635,11 @@ async def main_async(config: Config, testbed: Testbed, args: argparse.Namespace)
               f"{cpu.redis * per if redis_used else float('nan'):9.2f} "
               f"{cpu.me / cpu.asterisk:9.0%}")
     print("   target: dialer <= 25 % of Asterisk's CPU per call")
+    print(f"   of the client's CPU, in the kernel: raw {raw.cpu.me_sys / raw.cpu.me:.0%}, "
+          f"dialer {dial.cpu.me_sys / dial.cpu.me:.0%}; dialer's garbage collections "
+          f"(generation 0/1/2): {'/'.join(map(str, dial.gc.runs))}, "
+          f"{sum(dial.gc.seconds) * 1000 / max(1, dial.placed):.2f} ms per call "
+          f"({'/'.join(f'{x * 1000:.0f}' for x in dial.gc.seconds)} ms in all)")
     print()
     results = ", ".join(f"{k} {v}" for k, v in sorted(dial.results.items()))
     print(f"   dialer window: {dial.placed} calls placed ({results}); abandoned/humans "
