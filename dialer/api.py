@@ -62,12 +62,25 @@ def error_response(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
 
+# Probes read live state, not records: they never wait for the store.
+UNSETTLED_PATHS = frozenset({"/health", "/ready", "/metrics"})
+SETTLE_TIMEOUT = 2.0  # (s) a store that does not answer must not hang the API
+
+
 def settle_middleware(dialer: Dialer) -> Middleware:
     """Before each request, the records the runners hold back (`runner.WRITE_LINGER`) are
-    written, so a client reads what its earlier requests and the calls' events changed."""
+    written, so a client reads what its earlier requests and the calls' events changed. If the
+    store does not take them within `SETTLE_TIMEOUT`, the request goes on (and whatever it
+    reads from the store says so itself)."""
     @web.middleware
     async def settle(request: web.Request, handler: Handler) -> web.StreamResponse:
-        await dialer.settle()
+        if request.path not in UNSETTLED_PATHS:
+            try:
+                async with asyncio.timeout(SETTLE_TIMEOUT):
+                    await dialer.settle()
+            except TimeoutError:
+                log.warning("%s %s: records not yet written after %g s; answering anyway",
+                            request.method, request.path, SETTLE_TIMEOUT)
         return await handler(request)
     return settle
 

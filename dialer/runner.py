@@ -239,7 +239,7 @@ class CampaignRunner:
                 await cancel_task(task)
         if self._writer is not None:  # let the records already decided reach the store
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._outbox.join(), 5)
+                await asyncio.wait_for(self.settle(), 5)
         for task in (self._writer, *self._tasks):
             if task is not None:
                 await cancel_task(task)

@@ -8,7 +8,10 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 
+from dialer import api
 from dialer.ari import Ari
 from dialer.config import AriConfig, Secret
 from dialer.core.agent import Agent, AgentState
@@ -110,3 +113,26 @@ async def test_the_dialer_settles_every_runner_before_a_read() -> None:
     finally:
         for w in writers:
             w.cancel()
+
+
+async def test_an_api_request_goes_on_when_the_store_does_not_take_the_records(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    store = CountingStore()
+    stuck = Runner(store)  # no writer task: its queued records are never written
+    stuck._outbox.put_nowait((agent_batch(stuck, "a1", AgentState.READY), []))
+    dialer = Dialer(stuck.ari, store, lambda: NOON, Metrics())
+    dialer.runners["camp"] = stuck
+    monkeypatch.setattr(api, "SETTLE_TIMEOUT", 0.05)
+    middleware = api.settle_middleware(dialer)
+    seen: list[str] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        seen.append(request.path)
+        return web.Response(text="ok")
+
+    for path in ("/health", "/campaigns"):
+        response = await asyncio.wait_for(
+            middleware(make_mocked_request("GET", path), handler), 5)
+        assert response.status == 200
+    assert seen == ["/health", "/campaigns"]
+    assert await state(stuck, "a1") is None  # nothing was written, nothing hung
