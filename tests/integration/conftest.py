@@ -3,10 +3,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -22,6 +22,21 @@ DEADLINE = 20.0
 # session (several may share a testbed) uses its own app name.
 TEST_APP = f"dialer-test-{os.getpid()}"  # generous: a loaded 2-core CI machine
 _ids = itertools.count()
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], what: str,
+                     deadline: float = 45.0) -> Any:
+    """Wait until `check()` returns something truthy, and return it (a condition, never a
+    fixed sleep); fail naming `what` after `deadline` seconds."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    while True:
+        value = await check()
+        if value:
+            return value
+        if loop.time() > end:
+            raise AssertionError(f"timed out after {deadline} s waiting for {what}")
+        await asyncio.sleep(0.05)
 
 
 def new_id(prefix: str = "t") -> str:

@@ -19,7 +19,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from dialer.config import ApiConfig, ApiToken, Config, RedisConfig, Role, Secret
 from dialer.errors import ConfigError
 from dialer.server import Server
 from dialer.testbed import Testbed
+from tests.integration.conftest import eventually
 
 pytestmark = pytest.mark.testbed
 
@@ -452,17 +453,6 @@ async def test_dnc_import_refusals_change_nothing(api: Api, db: aioredis.Redis, 
 
 
 # ---------------------------------------------------------------------- an agent on a call
-async def eventually(check: Callable[[], Awaitable[Any]], what: str) -> Any:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + DEADLINE
-    while True:
-        value = await check()
-        if value:
-            return value
-        if loop.time() > end:
-            raise AssertionError(f"timed out after {DEADLINE} s waiting for {what}")
-        await asyncio.sleep(0.05)
-
 
 async def test_an_agent_reads_the_lead_of_their_current_call_and_no_other(
     api: Api, server: Server

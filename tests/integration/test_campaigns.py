@@ -4,8 +4,7 @@ sipp playing the agents' phones. Every wait has a generous deadline; nothing sle
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -18,25 +17,13 @@ from dialer.config import Config, RedisConfig, ServerConfig
 from dialer.runner import agent_bridge
 from dialer.server import Server
 from dialer.testbed import Testbed
+from tests.integration.conftest import eventually
 
 pytestmark = pytest.mark.testbed
 
 DEADLINE = 45.0
 DB_URL = "redis://127.0.0.1:16379/7"  # a database of its own, flushed per test
 
-
-async def eventually(check: Callable[[], Awaitable[Any]], what: str,
-                     deadline: float = DEADLINE) -> Any:
-    """Wait until `check()` returns something truthy (a condition, not a fixed sleep)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while True:
-        value = await check()
-        if value:
-            return value
-        if loop.time() > end:
-            raise AssertionError(f"timed out after {deadline} s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 class Client:

@@ -10,10 +10,9 @@ condition with a generous deadline (a loaded 2-core machine), never a fixed slee
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from dialer.config import ApiConfig, ApiToken, Config, RedisConfig, Role, Secret
 from dialer.runner import agent_bridge
 from dialer.server import Server
 from dialer.testbed import Testbed
+from tests.integration.conftest import eventually
 
 pytestmark = pytest.mark.testbed
 
@@ -51,17 +51,6 @@ TOKENS = ApiConfig((
     ApiToken("console-agent-1020", Secret(OTHER_T), Role.AGENT, OTHER),
 ))
 
-
-async def eventually(check: Callable[[], Awaitable[Any]], what: str) -> Any:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + DEADLINE
-    while True:
-        value = await check()
-        if value:
-            return value
-        if loop.time() > end:
-            raise AssertionError(f"timed out after {DEADLINE} s waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 # -------------------------------------------------------------------------------- fixtures

@@ -7,10 +7,9 @@ Every wait has a generous deadline; only what this test created is hung up or de
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -25,6 +24,7 @@ from dialer.escalation_runtime import hold_bridge
 from dialer.runner import CampaignRunner, agent_bridge
 from dialer.server import Server
 from dialer.testbed import Testbed
+from tests.integration.conftest import eventually
 
 pytestmark = pytest.mark.testbed
 
@@ -35,18 +35,6 @@ PORT = 18093
 AGENT, SUPERVISOR, OTHER = "agent-1007", "agent-1006", "agent-1008"
 CAMPAIGN = "esc"
 
-
-async def eventually(check: Callable[[], Awaitable[Any]], what: str,
-                     deadline: float = DEADLINE) -> Any:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while True:
-        value = await check()
-        if value:
-            return value
-        if loop.time() > end:
-            raise AssertionError(f"timed out after {deadline} s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 class Client:

@@ -20,7 +20,8 @@ from dialer.config import Config, RedisConfig, ServerConfig
 from dialer.runner import agent_bridge
 from dialer.server import Server
 from dialer.testbed import Testbed
-from tests.integration.test_campaigns import Client, eventually
+from tests.integration.conftest import eventually
+from tests.integration.test_campaigns import Client
 
 pytestmark = pytest.mark.testbed
 

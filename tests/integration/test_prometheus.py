@@ -35,6 +35,7 @@ from dialer.core.specs import parse_campaign
 from dialer.runner import agent_bridge
 from dialer.server import Server
 from dialer.testbed import Testbed
+from tests.integration.conftest import eventually as wait_until
 
 pytestmark = pytest.mark.testbed
 
@@ -55,18 +56,10 @@ DEADLINE = 60.0
 VARIABLES = {"$__rate_interval": "30s", "$campaign": ".*"}
 
 
+
 async def eventually(check: Callable[[], Awaitable[Any]], what: str,
                      deadline: float = DEADLINE) -> Any:
-    """Wait until `check()` returns something truthy (a condition, not a fixed sleep)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while True:
-        value = await check()
-        if value:
-            return value
-        if loop.time() > end:
-            raise AssertionError(f"timed out after {deadline} s waiting for {what}")
-        await asyncio.sleep(0.1)
+    return await wait_until(check, what, deadline)  # Prometheus scrapes slowly: longer
 
 
 _servers = itertools.count()  # one ARI app per server: an app has one event socket

@@ -22,8 +22,8 @@ from dialer.auth import bearer_header
 from dialer.config import Config
 from dialer.runner import agent_bridge
 from dialer.testbed import Testbed
-from tests.integration.conftest import repo_config
-from tests.integration.test_campaigns import Client, campaign, eventually
+from tests.integration.conftest import eventually, repo_config
+from tests.integration.test_campaigns import Client, campaign
 
 pytestmark = pytest.mark.testbed
 
