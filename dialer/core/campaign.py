@@ -587,6 +587,14 @@ class CampaignEngine:
         return call if call is not None and call.state is CallState.PREVIEW else None
 
     # ----------------------------------------------------------------------------- pacing
+    @property
+    def pacing_idle(self) -> bool:
+        """A `Tick` now would do nothing and change nothing: the campaign is not running, or
+        nobody is ready in a mode that dials only for a ready agent (`_pace` returns before it
+        asks the pacer or the limiter). A driver may leave such ticks out."""
+        return not self.running or (self.spec.dial_mode is not DialMode.AGENTLESS
+                                    and self.agents.ready_count == 0)
+
     def _pace(self, now: float, out: list[Command]) -> None:
         if not self.running:
             return

@@ -238,6 +238,38 @@ if ARGV[6] == 'ready' then
 end
 return 'ok'
 """
+# `save_batch` as one script (atomic like MULTI/EXEC, but one command to send and one reply to
+# read, however many records): each record runs `_SAVE_ATTEMPT`, `_FINISH` or the agent writes
+# below, as a function of its own KEYS and ARGV (the parameters shadow the script's globals).
+# ARGV[1]: the number of records n; ARGV[2 .. 1 + 3n]: per record its kind (a: attempt,
+# l: lead, g: agent), its key count and its argument count; then every record's arguments, in
+# order. KEYS: every record's keys, in order. An agent: KEYS agent, agents; ARGV agent id, then
+# field, value, ... Returns one reply per record (a lead's: ok or why it was refused).
+_SAVE_BATCH = f"""
+local function save_attempt(KEYS, ARGV)
+{_SAVE_ATTEMPT}
+end
+local function finish(KEYS, ARGV)
+{_FINISH}
+end
+local function save_agent(KEYS, ARGV)
+  redis.call('DEL', KEYS[1])
+  if #ARGV > 1 then redis.call('HSET', KEYS[1], unpack(ARGV, 2)) end
+  redis.call('SADD', KEYS[2], ARGV[1])
+  return 1
+end
+local run = {{a = save_attempt, l = finish, g = save_agent}}
+local n = tonumber(ARGV[1])
+local k, a = 1, 2 + 3 * n
+local out = {{}}
+for i = 1, n do
+  local at = 2 + 3 * (i - 1)
+  local nk, na = tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
+  out[i] = run[ARGV[at]]({{unpack(KEYS, k, k + nk - 1)}}, {{unpack(ARGV, a, a + na - 1)}})
+  k, a = k + nk, a + na
+end
+return out
+"""
 _FINISH_REFUSALS: Final = {
     "unknown": "the lead is not stored",
     "corrupt": "the stored lead is not readable JSON",
@@ -287,6 +319,7 @@ class RedisStore:
         self._claim = redis.register_script(_CLAIM)
         self._dialable = redis.register_script(_DIALABLE)
         self._save_attempt = redis.register_script(_SAVE_ATTEMPT)
+        self._save_batch = redis.register_script(_SAVE_BATCH)
 
     # campaigns
 
@@ -613,11 +646,9 @@ class RedisStore:
     async def save_batch(self, attempts: Sequence[Attempt] = (),
                          agents: Mapping[str, Mapping[str, str]] | None = None,
                          leads: Sequence[Lead] = ()) -> list[str]:
-        # One MULTI/EXEC, one round trip: attempts as `_SAVE_ATTEMPT`, leads as `_FINISH` (it
-        # reads the stored lead itself, so no WATCH and read are needed first), agents as
-        # `save_agent`. The scripts go as EVAL (the body, cached by Redis under its SHA-1)
-        # rather than EVALSHA: inside MULTI a missing script would fail alone and break the
-        # all-or-nothing, and redis-py's pipelined EVALSHA costs a SCRIPT EXISTS round trip.
+        # One script, one round trip (`_SAVE_BATCH`): attempts as `_SAVE_ATTEMPT`, leads as
+        # `_FINISH` (it reads the stored lead itself, so no WATCH and read are needed first),
+        # agents as `save_agent`. Sent as EVALSHA (redis-py loads the script on NOSCRIPT).
         refused: dict[str, str] = {}  # lead id -> why, in the order the leads came
         unique = {lead.id: lead for lead in leads}
         finishing: list[Lead] = []
@@ -630,16 +661,22 @@ class RedisStore:
                 refused[lead.id] = f"lead {lead.id!r} not finished: {exc}"
         if not (attempts or agents or finishing):
             return list(refused.values())
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for attempt in attempts:
-                keys, args = self._attempt_call(attempt)
-                pipe.eval(_SAVE_ATTEMPT, len(keys), *keys, *args)
-            for lead in finishing:
-                keys, args = self._finish_call(lead)
-                pipe.eval(_FINISH, len(keys), *keys, *args)
-            for agent_id, fields in (agents or {}).items():
-                self._queue_agent(pipe, agent_id, fields)
-            replies = await pipe.execute()
+        plan: list[str] = []
+        keys: list[str] = []
+        args: list[str] = []
+
+        def add(kind: str, call: tuple[list[str], list[str]]) -> None:
+            plan.extend((kind, str(len(call[0])), str(len(call[1]))))
+            keys.extend(call[0])
+            args.extend(call[1])
+        for attempt in attempts:
+            add("a", self._attempt_call(attempt))
+        for lead in finishing:
+            add("l", self._finish_call(lead))
+        for agent_id, fields in (agents or {}).items():
+            add("g", ([self.keys.agent(agent_id), self.keys.agents()],
+                      [agent_id, *(x for pair in fields.items() for x in pair)]))
+        replies = await self._save_batch(keys=keys, args=[str(len(plan) // 3), *plan, *args])
         outcomes = replies[len(attempts):len(attempts) + len(finishing)]
         for lead, outcome in zip(finishing, outcomes, strict=True):
             reason = _text(outcome)

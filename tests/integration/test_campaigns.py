@@ -174,11 +174,11 @@ async def test_zero_ready_agents_means_zero_originates(api: Client, server: Serv
     # Let the pacer tick many times, then check nothing was dialed.
     runner = server.dialer.runners["zero-predictive"] if server.dialer else None
     assert runner is not None
-    start = runner.ticks
+    start = runner.rounds
 
     async def ticked() -> bool:
-        return runner.ticks - start >= 20 and runner.engine.leads_available > 0
-    await eventually(ticked, "20 pacing ticks with dialable leads")
+        return runner.rounds - start >= 20 and runner.engine.leads_available > 0
+    await eventually(ticked, "20 pacing rounds with dialable leads")
     channels = await server.ari.rest.list_channels()
     assert channels == []
     for mode in ("progressive", "predictive"):
@@ -276,11 +276,11 @@ async def test_preview_shows_the_lead_dials_on_request_and_bridges_to_that_agent
     # Nothing is dialed until the agent asks, however long they look at the lead.
     runner = server.dialer.runners["it"] if server.dialer else None
     assert runner is not None
-    start = runner.ticks
+    start = runner.rounds
 
     async def ticked() -> bool:
-        return runner.ticks - start >= 8
-    await eventually(ticked, "8 pacing ticks")
+        return runner.rounds - start >= 8
+    await eventually(ticked, "8 pacing rounds")
     assert await api.attempts("it:+12125550005") == []
     assert call not in {c.id for c in await server.ari.rest.list_channels()}
 

@@ -405,6 +405,24 @@ async def test_a_batch_writes_attempts_finished_leads_and_agents_together(store:
     assert one.id == "L1"
 
 
+async def test_a_large_batch_writes_every_record_and_an_agent_without_fields(
+        store: Store) -> None:
+    await store.add_leads(CID, [lead(f"L{i}") for i in range(200)])
+    claimed = [x for x, _, _ in await store.claim_leads(CID, T0, [f"att-{i}" for i in range(200)])]
+    attempts = [attempt(f"att-{i}", f"L{i}", ended_at=T0 + 5, result=AttemptResult.ABANDONED)
+                for i in range(200)]
+    finished = [replace(x, state=LeadState.DONE, attempts=1,
+                        last_result=AttemptResult.ABANDONED) for x in claimed]
+    agents = {f"a{i}": {"state": "READY", "call": ""} for i in range(50)} | {"idle": {}}
+    assert await store.save_batch(attempts, agents, finished) == []
+    assert await store.abandon_stats(CID, T0) == (200, 200)
+    assert await store.count_leads(CID) == {"ready": 0, "in_progress": 0, "done": 200, "dnc": 0}
+    assert [await store.get_lead(x.id) for x in finished] == finished
+    assert await store.get_agent("a49") == {"state": "READY", "call": ""}
+    assert await store.get_agent("idle") == {}
+    assert "idle" in await store.list_agents()
+
+
 async def test_leads_finished_in_a_batch_are_indexed_as_finish_lead_indexes_them(
         store: Store) -> None:
     await store.add_leads(CID, [lead("L1", priority=2), lead("L2", priority=1), lead("L3")])

@@ -104,6 +104,25 @@ def test_given_no_ready_agent_when_the_pacer_ticks_then_nothing_is_dialed() -> N
         assert engine.handle(Tick(NOON + 1)) == []
 
 
+def test_pacing_is_idle_exactly_when_a_tick_would_do_nothing() -> None:
+    stopped = CampaignEngine(spec(DialMode.PREDICTIVE))
+    stopped.handle(LeadsAvailable(NOON, 100))
+    stopped.handle(AgentLogin(NOON, "agent-0"))
+    stopped.handle(AgentPhoneAnswered(NOON, "agent-0"))
+    assert stopped.pacing_idle  # ready agent, leads, but not running
+    for mode in (DialMode.PROGRESSIVE, DialMode.PREDICTIVE, DialMode.POWER, DialMode.PREVIEW):
+        nobody = running(CampaignEngine(spec(mode)))
+        assert nobody.pacing_idle
+        assert nobody.handle(Tick(NOON + 1)) == []
+        ready = running(CampaignEngine(spec(mode)), agents=1)
+        assert not ready.pacing_idle
+        assert of(ClaimLeads, ready.handle(Tick(NOON + 1)))
+    assert stopped.handle(Tick(NOON + 1)) == []
+    agentless = running(CampaignEngine(spec(DialMode.AGENTLESS)))
+    assert not agentless.pacing_idle  # it dials with no agent at all
+    assert of(ClaimLeads, agentless.handle(Tick(NOON + 1)))
+
+
 def test_given_a_ready_agent_progressive_claims_one_lead_and_originates_on_the_trunk() -> None:
     engine = running(CampaignEngine(spec()), agents=1)
     assert of(ClaimLeads, engine.handle(Tick(NOON + 1))) == [ClaimLeads(1)]
