@@ -1,7 +1,7 @@
 """The ARI adapter: the only code that speaks ARI's HTTP and JSON.
 
     Ari            REST + event stream, with reconnect, snapshot and the originate guard
-    AriClient      typed REST calls (aiohttp)
+    AriClient      typed REST calls (keep-alive HTTP/1.1, dialer.ari.http)
     EventStream    the event WebSocket (websockets), decode-and-enqueue only
     events         typed event dataclasses
     models         typed resource snapshots (Channel, Bridge, Playback)

@@ -1,4 +1,6 @@
-"""ARI REST client on aiohttp: typed methods, a timeout on every call, one status table.
+"""ARI REST client: typed methods, a timeout on every call, one status table.
+
+Requests go over `dialer.ari.http.HttpPool` (keep-alive HTTP/1.1 connections to the Asterisk).
 
 Only the calls the dialer uses are here; each returns a typed model, never ARI JSON. A few
 rules observed on Asterisk 22 (TESTBED.md) are built in:
@@ -12,14 +14,14 @@ rules observed on Asterisk 22 (TESTBED.md) are built in:
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-import aiohttp
-
+from dialer.ari.http import HttpError, HttpPool
 from dialer.ari.models import AriDecodeError, AsteriskInfo, Bridge, Channel, Playback
 from dialer.config import AriConfig
 from dialer.errors import (
@@ -70,17 +72,14 @@ def _id(value: str) -> str:
 
 
 class AriClient:
-    """One aiohttp session to one Asterisk. Use as `async with AriClient(cfg) as rest:`."""
+    """Keep-alive connections to one Asterisk. Use as `async with AriClient(cfg) as rest:`."""
 
     def __init__(self, config: AriConfig) -> None:
         self.config = config
         self._base = f"{config.url}/ari"
         token = base64.b64encode(f"{config.username}:{config.password.value}".encode()).decode()
         self._headers = {"Authorization": f"Basic {token}"}
-        self._timeout = aiohttp.ClientTimeout(
-            total=config.request_timeout, connect=config.connect_timeout
-        )
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: HttpPool | None = None
 
     async def __aenter__(self) -> AriClient:
         await self.start()
@@ -90,16 +89,14 @@ class AriClient:
         await self.close()
 
     async def start(self) -> None:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self.config.max_connections)
-            self._session = aiohttp.ClientSession(
-                connector=connector, headers=self._headers, timeout=self._timeout
-            )
+        if self._pool is None:
+            self._pool = HttpPool(self._base, self._headers, limit=self.config.max_connections,
+                                  connect_timeout=self.config.connect_timeout)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
     async def request(
         self,
@@ -109,23 +106,27 @@ class AriClient:
         body: Mapping[str, object] | None = None,
     ) -> Any:
         """One REST call; returns decoded JSON (None for 204). Raises from `STATUS_ERRORS`."""
-        if self._session is None:
+        if self._pool is None:
             raise RuntimeError("AriClient used before start()")
-        query = {k: _param(v) for k, v in params.items() if v is not None} if params else None
+        target = path
+        if params:
+            query = {k: _param(v) for k, v in params.items() if v is not None}
+            if query:
+                target += "?" + urlencode(query, quote_via=quote)
+        payload = None if body is None else json.dumps(body).encode()
         try:
-            async with self._session.request(
-                method, self._base + path, params=query, json=body
-            ) as resp:
-                data = await resp.read()
-                if resp.status >= 300:
-                    raise error_for(method, path, resp.status, data)
-                return json.loads(data) if data else None
-        except aiohttp.ClientConnectionError as exc:
+            async with asyncio.timeout(self.config.request_timeout):
+                status, data = await self._pool.request(method, target, payload)
+        except HttpError as exc:
             raise AriUnavailable(f"cannot reach Asterisk ARI at {self.config.url}: {exc}") from None
         except TimeoutError:
             raise AriUnavailable(
                 f"ARI {method} {path} timed out after {self.config.request_timeout:g} s"
             ) from None
+        if status >= 300:
+            raise error_for(method, path, status, data)
+        try:
+            return json.loads(data) if data else None
         except ValueError as exc:  # JSON
             raise AriUnavailable(f"ARI {method} {path}: undecodable response: {exc}") from None
 
