@@ -561,14 +561,20 @@ class RedisStore:
         k = self.keys
         keys = [k.levels(campaign_id), k.locked_next_at(campaign_id),
                 k.state(LeadState.READY, campaign_id), k.state(LeadState.IN_PROGRESS, campaign_id)]
-        # One pipeline, not a transaction: each script runs atomically on its own, so a claim
-        # never hands a lead out twice; once the campaign runs dry the rest return nothing.
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for attempt_id in attempt_ids:
-                pipe.eval(_CLAIM, len(keys), *keys, _score(now), attempt_id,
-                          k.ready_prefix(campaign_id), k.locked_prefix(campaign_id),
-                          k.lead_prefix(), k.in_flight_prefix(), k.dnc(None), k.dnc(campaign_id))
-            replies = await pipe.execute()
+        def args(attempt_id: str) -> list[str]:
+            return [_score(now), attempt_id, k.ready_prefix(campaign_id),
+                    k.locked_prefix(campaign_id), k.lead_prefix(), k.in_flight_prefix(),
+                    k.dnc(None), k.dnc(campaign_id)]
+        if len(attempt_ids) == 1:  # the usual claim: one EVALSHA
+            replies = [await self._claim(keys=keys, args=args(attempt_ids[0]))]
+        else:
+            # One pipeline, not a transaction: each script runs atomically on its own, so a
+            # claim never hands a lead out twice; once the campaign runs dry the rest return
+            # nothing. (EVAL: redis-py's pipelined EVALSHA costs a SCRIPT EXISTS round trip.)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for attempt_id in attempt_ids:
+                    pipe.eval(_CLAIM, len(keys), *keys, *args(attempt_id))
+                replies = await pipe.execute()
         claimed = []
         for attempt_id, found in zip(attempt_ids, replies, strict=True):
             if not found:
