@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
@@ -113,7 +114,11 @@ from dialer.store.base import Store
 
 log = logging.getLogger(__name__)
 
-TICK = 0.25  # pacing tick (s)
+TICK = 0.25  # pacing tick (s): a pacing round at least this often
+# A round due within this fraction of TICK starts with a batch of events the runner handles
+# anyway, rather than on its own timer: on a busy campaign the process is not woken for it
+# (each wake-up from idle costs more CPU than the round's work; docs/BENCHMARKS.md).
+RIDE = 0.25
 LEADS_REFRESH = 2.0  # how often the dialable-lead count is re-read (s)
 MATCH_SCAN = 1000  # matching: leads scanned (in claim order) to count and claim by group
 STATS_REFRESH = 30.0  # how often the abandon window is re-read (s)
@@ -141,11 +146,12 @@ BATCH = 64  # most queued events taken as one batch (one store transaction)
 # attempt is on record (a restart after SIGKILL finds and closes every call it placed); a
 # disposition reads the attempt it changes.
 AFTER_WRITES = (Originate, ApplyDisposition)
-# Records with no command waiting on them are held this long (s) so the writes of several
-# calls and steps share one transaction: about 9 store transactions per call placed become
-# about 3 at the benchmark's 2.4 calls/s. A record is at most this much behind the core; a
-# restart completes a record that lags Asterisk from Asterisk itself (`_recover`).
-WRITE_LINGER = 0.2
+# Records with no command waiting on them are held until the next pacing round (at most
+# TICK), or at most this long (s) when no round comes, so the writes of several calls and
+# steps share one transaction: about 9 store transactions per call placed become about 1.3 at
+# the benchmark's 2.4 calls/s. A record is that much behind the core at most; a restart
+# completes a record that lags Asterisk from Asterisk itself (`_recover`).
+WRITE_LINGER = 0.3
 
 
 def _wake_up(future: asyncio.Future[None]) -> None:
@@ -203,7 +209,10 @@ class CampaignRunner:
         self.ticks = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._main: asyncio.Task[None] | None = None
-        self._ticker: asyncio.Task[None] | None = None
+        self._next_round = 0.0  # (loop time) when the next pacing round is due
+        self._round_timer: asyncio.TimerHandle | None = None
+        self._refreshing = False  # a lead-count / abandon-stats refresh is in flight
+        self._last_leads = self._last_stats = 0.0
         # Batches of records (and the commands that wait for them) for the writer task.
         self._outbox: asyncio.Queue[tuple[_Writes, list[Command]]] = asyncio.Queue()
         self.write_linger = WRITE_LINGER  # (s) see WRITE_LINGER; 0 writes each batch at once
@@ -228,16 +237,23 @@ class CampaignRunner:
     # ------------------------------------------------------------------------ lifecycle
     async def start(self, running: bool) -> None:
         await self._recover()
+        self._last_leads = self._last_stats = self.clock()
         await self._refresh_stats()
+        with contextlib.suppress(DialerError):
+            self.post(await self._leads_available(self._last_leads))
         self.inbox.put_nowait(SetRunning(self.clock(), running))
         self._main = asyncio.create_task(self._run(), name=f"campaign-{self.spec.id}")
-        self._ticker = asyncio.create_task(self._tick(), name=f"pacing-{self.spec.id}")
         self._writer = asyncio.create_task(self._write_out(), name=f"records-{self.spec.id}")
+        self._next_round = asyncio.get_running_loop().time()
+        self._schedule_round()
 
     async def stop(self) -> None:
-        for task in (self._ticker, self._main):
-            if task is not None:
-                await cancel_task(task)
+        if self._round_timer is not None:
+            self._round_timer.cancel()
+            self._round_timer = None
+        self._next_round = math.inf  # no round rides on a batch either
+        if self._main is not None:
+            await cancel_task(self._main)
         if self._writer is not None:  # let the records already decided reach the store
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.settle(), 5)
@@ -251,25 +267,47 @@ class CampaignRunner:
     def post(self, event: AnyEvent) -> None:
         self.inbox.put_nowait(event)
 
-    async def _tick(self) -> None:
-        last_leads = last_stats = 0.0
-        while True:
-            now = self.clock()
-            if now - last_leads >= LEADS_REFRESH:
-                last_leads = now
-                with contextlib.suppress(DialerError):
-                    self.post(await self._leads_available(now))
-            if now - last_stats >= STATS_REFRESH:
-                last_stats = now
+    def _schedule_round(self) -> None:
+        if self._round_timer is not None:
+            self._round_timer.cancel()
+        self._round_timer = asyncio.get_running_loop().call_at(self._next_round, self._round)
+
+    def _round(self) -> None:
+        """A pacing round: a `Tick` for the core (left out when the engine would ignore it,
+        unless events wait in the inbox: they may make an agent ready before the tick is
+        handled), the records held back go to the store, and the lead count (every
+        LEADS_REFRESH) and abandon window (every STATS_REFRESH) are re-read in the background.
+        Then the next round is due in TICK."""
+        loop = asyncio.get_running_loop()
+        self._next_round = loop.time() + TICK
+        self._schedule_round()
+        now = self.clock()
+        self.rounds += 1
+        if not self._refreshing and now - self._last_leads >= LEADS_REFRESH:
+            self._refreshing = True
+            self._spawn(self._refresh(now))
+        if self.ari.ready and not (self.engine.pacing_idle and self.inbox.empty()):
+            self.post(Tick(now))
+            self.ticks += 1
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    def _round_due(self) -> None:
+        """After a batch: start the round now if it is due within RIDE of its period."""
+        if asyncio.get_running_loop().time() >= self._next_round - RIDE * TICK:
+            self._round()
+
+    async def _refresh(self, now: float) -> None:
+        try:
+            self._last_leads = now
+            with contextlib.suppress(DialerError):
+                self.post(await self._leads_available(now))
+            if now - self._last_stats >= STATS_REFRESH:
+                self._last_stats = now
                 with contextlib.suppress(DialerError):
                     await self._refresh_stats()
-            # A tick the engine would ignore is left out, unless events wait in the inbox
-            # (they may make an agent ready before the tick is handled).
-            self.rounds += 1
-            if self.ari.ready and not (self.engine.pacing_idle and self.inbox.empty()):
-                self.post(Tick(now))
-                self.ticks += 1
-            await asyncio.sleep(TICK)
+        finally:
+            self._refreshing = False
 
     async def _refresh_stats(self) -> None:
         now = self.clock()
@@ -310,6 +348,7 @@ class CampaignRunner:
                 event = self.inbox.get_nowait()
             if writes or later:
                 self._outbox.put_nowait((writes, later))
+            self._round_due()
 
     async def _write_out(self) -> None:
         """The writer: batches in order, each written in one store transaction, then its

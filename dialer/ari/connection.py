@@ -10,7 +10,10 @@
 * `expect(predicate)` registers interest in an event *before* the REST call that causes it,
   since events often arrive before the HTTP response.
 
-Listeners are plain callables run on the dispatch task; they must not block (enqueue work).
+Listeners are plain callables; they must not block (enqueue work). While nothing waits in
+the stream's queue, an event goes to the listeners straight from the socket reader (one task
+hop less per event); a connection marker, and every item behind it until its snapshot is
+delivered, goes through the queue and the dispatch task, so the order always holds.
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ class Ari:
         self._first_ready: asyncio.Future[None] | None = None
         self._stream_task: asyncio.Task[None] | None = None
         self._dispatch_task: asyncio.Task[None] | None = None
+        self._dispatching = False  # the dispatch task holds an item (e.g. awaits a snapshot)
+        self.stream.emit = self._emit
 
     # ---------------------------------------------------------------- lifecycle
     async def __aenter__(self) -> Ari:
@@ -162,22 +167,36 @@ class Ari:
             except Exception:  # a listener bug must not stop event delivery for everyone
                 log.exception("ARI listener %r failed on %s", listener, type(item).__name__)
 
+    def _emit(self, item: StreamItem) -> None:
+        """The stream reader's hand-off: deliver at once unless something is queued ahead."""
+        if isinstance(item, StreamConnected) or self._dispatching \
+                or not self.stream.queue.empty():
+            self.stream.queue.put_nowait(item)
+            return
+        if isinstance(item, StreamDisconnected):
+            self._ready = False
+        self._deliver(item)
+
     async def _dispatch(self) -> None:
         queue = self.stream.queue
         while True:
             item = await queue.get()
-            if isinstance(item, StreamConnected):
-                ready = await self._snapshot(item.reconnect)
-                if ready is None:
+            self._dispatching = True
+            try:
+                if isinstance(item, StreamConnected):
+                    ready = await self._snapshot(item.reconnect)
+                    if ready is None:
+                        continue
+                    self._ready = True
+                    self._deliver(ready)
+                    if self._first_ready is not None and not self._first_ready.done():
+                        self._first_ready.set_result(None)
                     continue
-                self._ready = True
-                self._deliver(ready)
-                if self._first_ready is not None and not self._first_ready.done():
-                    self._first_ready.set_result(None)
-                continue
-            if isinstance(item, StreamDisconnected):
-                self._ready = False
-            self._deliver(item)
+                if isinstance(item, StreamDisconnected):
+                    self._ready = False
+                self._deliver(item)
+            finally:
+                self._dispatching = queue.qsize() > 0
 
     async def _snapshot(self, reconnect: bool) -> StreamReady | None:
         try:

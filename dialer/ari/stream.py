@@ -1,8 +1,10 @@
 """The ARI event stream: one WebSocket per application, reconnected with backoff.
 
-The reader only decodes and enqueues (`put_nowait` on an unbounded queue): Asterisk drops a
-socket whose writes block for more than 100 ms and then loses every later event (TESTBED.md),
-so nothing slow may ever run on this path. Processing happens in whoever drains `queue`.
+The reader decodes each message and hands it to `emit`: by default `put_nowait` on an
+unbounded queue, drained by whoever processes events. Asterisk drops a socket whose writes
+block for more than 100 ms and then loses every later event (TESTBED.md), so nothing slow may
+ever run on this path: an `emit` that delivers at once (as `dialer.ari.connection.Ari` does
+while nothing is queued) may only run callbacks that never block.
 
 Around the events the stream enqueues `StreamConnected` and `StreamDisconnected` markers.
 Events sent while the socket is down are lost for good (ARI has no replay), so a consumer must
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
@@ -48,6 +51,7 @@ class EventStream:
     def __init__(self, config: AriConfig, backoff: Backoff | None = None) -> None:
         self.config = config
         self.queue: asyncio.Queue[StreamItem] = asyncio.Queue()  # unbounded on purpose
+        self.emit: Callable[[StreamItem], None] = self.queue.put_nowait
         self.backoff = backoff or Backoff(initial=0.1, maximum=3.0)
         self.decode_errors = 0
         self._ws: ClientConnection | None = None
@@ -77,7 +81,7 @@ class EventStream:
                 ) as ws:
                     self._ws = ws
                     self.backoff.reset()
-                    self.queue.put_nowait(StreamConnected(reconnect=connections > 0))
+                    self.emit(StreamConnected(reconnect=connections > 0))
                     connections += 1
                     log.info("ARI event stream connected (app %s)", self.config.app)
                     reason = await self._read(ws)
@@ -93,14 +97,14 @@ class EventStream:
                 was_connected = self._ws is not None
                 self._ws = None
             if was_connected:
-                self.queue.put_nowait(StreamDisconnected(reason))
+                self.emit(StreamDisconnected(reason))
                 log.warning("ARI event stream lost: %s; reconnecting", reason)
             else:
                 log.debug("ARI event stream connect failed: %s", reason)
             await asyncio.sleep(self.backoff.next_delay())
 
     async def _read(self, ws: ClientConnection) -> str:
-        put = self.queue.put_nowait
+        put = self.emit
         try:
             async for message in ws:
                 try:

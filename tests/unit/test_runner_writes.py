@@ -18,7 +18,7 @@ from dialer.core.agent import Agent, AgentState
 from dialer.core.campaign import Originate, SaveAgent
 from dialer.core.model import CampaignSpec, DialMode, SafeHarbor
 from dialer.metrics import Metrics
-from dialer.runner import CampaignRunner, Dialer, _Writes
+from dialer.runner import RIDE, TICK, CampaignRunner, Dialer, _Writes
 from dialer.store.memory import MemoryStore
 
 NOON = 1_795_000_000.0
@@ -82,6 +82,43 @@ async def test_records_nobody_waits_for_are_held_then_written_together(runner: R
     assert runner.counting.batches == 1  # three batches, one transaction
     assert await state(runner, "a1") == "RESERVED"  # the later version won
     assert await state(runner, "a2") == "READY"
+
+
+async def test_a_pacing_round_sends_the_held_records_to_the_store(runner: Runner) -> None:
+    runner._last_leads = NOON  # no lead-count refresh in this round
+    runner._outbox.put_nowait((agent_batch(runner, "a1", AgentState.READY), []))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert runner.counting.batches == 0
+    runner._round()
+    try:
+        for _ in range(50):
+            await asyncio.sleep(0)
+            if runner.counting.batches:
+                break
+        assert runner.counting.batches == 1
+        assert await state(runner, "a1") == "READY"
+    finally:
+        await runner.stop()
+
+
+async def test_a_round_due_soon_starts_with_a_batch_instead_of_its_own_timer(
+        runner: Runner) -> None:
+    loop = asyncio.get_running_loop()
+    runner._last_leads = NOON
+    runner._next_round = loop.time() + TICK  # a whole period away: not yet
+    runner._round_due()
+    assert runner.rounds == 0
+    runner._next_round = loop.time() + RIDE * TICK / 2  # due within RIDE: now
+    runner._round_due()
+    try:
+        assert runner.rounds == 1
+        assert runner._next_round >= loop.time() + TICK * 0.9  # the next one a period later
+        assert runner._round_timer is not None
+        assert runner._round_timer.when() == runner._next_round
+    finally:
+        await runner.stop()
+    assert runner._round_timer is None
 
 
 async def test_a_call_is_placed_at_once_and_only_after_its_records_are_written(
