@@ -118,7 +118,7 @@ TICK = 0.25  # pacing tick (s): a pacing round at least this often
 # A round due within this fraction of TICK starts with a batch of events the runner handles
 # anyway, rather than on its own timer: on a busy campaign the process is not woken for it
 # (each wake-up from idle costs more CPU than the round's work; docs/BENCHMARKS.md).
-RIDE = 0.25
+RIDE = 0.5
 LEADS_REFRESH = 2.0  # how often the dialable-lead count is re-read (s)
 MATCH_SCAN = 1000  # matching: leads scanned (in claim order) to count and claim by group
 STATS_REFRESH = 30.0  # how often the abandon window is re-read (s)
