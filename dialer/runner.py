@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
@@ -114,11 +113,7 @@ from dialer.store.base import Store
 
 log = logging.getLogger(__name__)
 
-TICK = 0.25  # pacing tick (s): a pacing round at least this often
-# A round due within this fraction of TICK starts with a batch of events the runner handles
-# anyway, rather than on its own timer: on a busy campaign the process is not woken for it
-# (each wake-up from idle costs more CPU than the round's work; docs/BENCHMARKS.md).
-RIDE = 0.5
+TICK = 0.25  # pacing tick (s): a pacing round every TICK, on a fixed grid as in dialer.sim
 LEADS_REFRESH = 2.0  # how often the dialable-lead count is re-read (s)
 MATCH_SCAN = 1000  # matching: leads scanned (in claim order) to count and claim by group
 STATS_REFRESH = 30.0  # how often the abandon window is re-read (s)
@@ -251,7 +246,6 @@ class CampaignRunner:
         if self._round_timer is not None:
             self._round_timer.cancel()
             self._round_timer = None
-        self._next_round = math.inf  # no round rides on a batch either
         if self._main is not None:
             await cancel_task(self._main)
         if self._writer is not None:  # let the records already decided reach the store
@@ -275,11 +269,15 @@ class CampaignRunner:
     def _round(self) -> None:
         """A pacing round: a `Tick` for the core (left out when the engine would ignore it,
         unless events wait in the inbox: they may make an agent ready before the tick is
-        handled), the records held back go to the store, and the lead count (every
+        handled), the records held back go to the store (the writer's linger ends with the
+        round: no timer of its own wakes the process), and the lead count (every
         LEADS_REFRESH) and abandon window (every STATS_REFRESH) are re-read in the background.
-        Then the next round is due in TICK."""
+        The next round is due TICK after this one was (a fixed grid, the simulator's cadence;
+        after a stall of the loop the grid starts again from now)."""
         loop = asyncio.get_running_loop()
-        self._next_round = loop.time() + TICK
+        self._next_round += TICK
+        if self._next_round <= loop.time():
+            self._next_round = loop.time() + TICK
         self._schedule_round()
         now = self.clock()
         self.rounds += 1
@@ -291,11 +289,6 @@ class CampaignRunner:
             self.ticks += 1
         if self._wake is not None and not self._wake.done():
             self._wake.set_result(None)
-
-    def _round_due(self) -> None:
-        """After a batch: start the round now if it is due within RIDE of its period."""
-        if asyncio.get_running_loop().time() >= self._next_round - RIDE * TICK:
-            self._round()
 
     async def _refresh(self, now: float) -> None:
         try:
@@ -348,7 +341,6 @@ class CampaignRunner:
                 event = self.inbox.get_nowait()
             if writes or later:
                 self._outbox.put_nowait((writes, later))
-            self._round_due()
 
     async def _write_out(self) -> None:
         """The writer: batches in order, each written in one store transaction, then its

@@ -111,7 +111,7 @@ from dialer.sim.probe import RingingProbe
 from dialer.sim.scenario import Scenario
 
 # The runtime's cadences (dialer.runner: TICK, LEADS_REFRESH, STATS_REFRESH); a test keeps
-# them equal.
+# them equal (the runtime's rounds are on a fixed grid too).
 TICK = 0.25
 LEADS_REFRESH = 2.0
 STATS_REFRESH = 30.0

@@ -18,7 +18,7 @@ from dialer.core.agent import Agent, AgentState
 from dialer.core.campaign import Originate, SaveAgent
 from dialer.core.model import CampaignSpec, DialMode, SafeHarbor
 from dialer.metrics import Metrics
-from dialer.runner import RIDE, TICK, CampaignRunner, Dialer, _Writes
+from dialer.runner import TICK, CampaignRunner, Dialer, _Writes
 from dialer.store.memory import MemoryStore
 
 NOON = 1_795_000_000.0
@@ -102,20 +102,21 @@ async def test_a_pacing_round_sends_the_held_records_to_the_store(runner: Runner
         await runner.stop()
 
 
-async def test_a_round_due_soon_starts_with_a_batch_instead_of_its_own_timer(
+async def test_pacing_rounds_keep_a_fixed_grid_and_restart_it_after_a_stall(
         runner: Runner) -> None:
     loop = asyncio.get_running_loop()
     runner._last_leads = NOON
-    runner._next_round = loop.time() + TICK  # a whole period away: not yet
-    runner._round_due()
-    assert runner.rounds == 0
-    runner._next_round = loop.time() + RIDE * TICK / 2  # due within RIDE: now
-    runner._round_due()
+    start = loop.time()
+    runner._next_round = start
+    runner._round()  # on time: the next one TICK after this one was due
     try:
-        assert runner.rounds == 1
-        assert runner._next_round >= loop.time() + TICK * 0.9  # the next one a period later
+        assert runner._next_round == start + TICK
         assert runner._round_timer is not None
         assert runner._round_timer.when() == runner._next_round
+        runner._next_round = loop.time() - 5 * TICK  # the loop was stalled
+        runner._round()
+        assert runner._next_round > loop.time()
+        assert runner.rounds == 2
     finally:
         await runner.stop()
     assert runner._round_timer is None
