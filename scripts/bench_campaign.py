@@ -12,8 +12,9 @@ Prints:
   2. CPU per call placed: the dialer process (time.process_time) next to Asterisk
      (/proc/<pid>/stat utime+stime) over the same window; Redis for information.
 
-With --customers speaking, the customers who answer speak for their whole talk time
-(simcust-pstn-speak), so Asterisk carries a voice to each agent's SIP phone as RTP.
+By default (--customers speaking) the customers who answer speak for their whole talk time
+(simcust-pstn-speak), so Asterisk carries a voice to each agent's SIP phone as RTP, as on every
+connected call in production; --customers silent measures signalling only (simcust-pstn).
 
 Usage: .venv/bin/python scripts/bench_campaign.py [--duration 75] [--baseline 45] [--leads 600]
 Uses Redis DB 9 (flushed), ARI apps dialer-bench-campaign(-raw) and server port 18097, so it
@@ -665,7 +666,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=75, help="dialer window (s)")
     parser.add_argument("--baseline", type=float, default=45, help="raw-ARI window (s)")
     parser.add_argument("--leads", type=int, default=600)
-    parser.add_argument("--customers", default="silent", choices=sorted(CUSTOMERS),
+    parser.add_argument("--customers", default="speaking", choices=sorted(CUSTOMERS),
                         help="silent: answered customers send no audio (signalling only); "
                              "speaking: they speak for their whole talk time, so Asterisk "
                              "carries the voice through the agent's bridge to the phone as RTP")
