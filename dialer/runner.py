@@ -207,6 +207,7 @@ class CampaignRunner:
         self._next_round = 0.0  # (loop time) when the next pacing round is due
         self._round_timer: asyncio.TimerHandle | None = None
         self._refreshing = False  # a lead-count / abandon-stats refresh is in flight
+        self._stopped = False
         self._last_leads = self._last_stats = 0.0
         # Batches of records (and the commands that wait for them) for the writer task.
         self._outbox: asyncio.Queue[tuple[_Writes, list[Command]]] = asyncio.Queue()
@@ -236,6 +237,8 @@ class CampaignRunner:
         await self._refresh_stats()
         with contextlib.suppress(DialerError):
             self.post(await self._leads_available(self._last_leads))
+        if self._stopped:  # stopped while starting: start nothing that would outlive it
+            return
         self.inbox.put_nowait(SetRunning(self.clock(), running))
         self._main = asyncio.create_task(self._run(), name=f"campaign-{self.spec.id}")
         self._writer = asyncio.create_task(self._write_out(), name=f"records-{self.spec.id}")
@@ -243,6 +246,7 @@ class CampaignRunner:
         self._schedule_round()
 
     async def stop(self) -> None:
+        self._stopped = True
         if self._round_timer is not None:
             self._round_timer.cancel()
             self._round_timer = None

@@ -12,7 +12,8 @@ Connection rules:
 * at most `limit` connections; a request waits for a free one;
 * an idle connection is reused only if the server has not closed it and it has been idle for
   less than `idle` seconds (Asterisk closes idle sessions after http.conf `session_keep_alive`,
-  15 s by default);
+  15 s by default), or less than `post_idle` seconds for a request that is never sent twice
+  (a POST), so that one seldom meets a connection the server is closing;
 * a connection is closed, never reused, after a timeout, a cancellation, a framing error or a
   ``Connection: close`` response;
 * a request that failed on a reused connection before a byte of the response came back is sent
@@ -60,7 +61,8 @@ class HttpPool:
     targets are paths below the URL's own path."""
 
     def __init__(self, url: str, headers: Mapping[str, str], *, limit: int = 50,
-                 connect_timeout: float = 3.0, idle: float = 5.0) -> None:
+                 connect_timeout: float = 3.0, idle: float = 5.0,
+                 post_idle: float = 1.0) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
@@ -76,6 +78,7 @@ class HttpPool:
                                 {"Host": host_header, **headers}.items())
         self.connect_timeout = connect_timeout
         self.idle = idle
+        self.post_idle = post_idle
         self._slots = asyncio.Semaphore(limit)
         self._idle: list[_Conn] = []
         self._closed = False
@@ -93,9 +96,14 @@ class HttpPool:
             head += "Content-Length: 0\r\n\r\n"
         else:
             head += "\r\n"
-        data = head.encode("latin-1") + body if body is not None else head.encode("latin-1")
+        try:
+            data = head.encode("latin-1") + (body or b"")
+        except UnicodeEncodeError:
+            raise HttpError(f"the request target is not plain text: {target!r}") from None
         async with self._slots:
-            conn = self._reusable()
+            if self._closed:
+                raise HttpError("the connection pool is closed")
+            conn = self._reusable(self.idle if method in IDEMPOTENT else self.post_idle)
             if conn is not None:
                 try:
                     return await self._exchange(conn, data, method)
@@ -114,11 +122,11 @@ class HttpPool:
             self._idle.pop().close()
 
     # --------------------------------------------------------------------------- internals
-    def _reusable(self) -> _Conn | None:
+    def _reusable(self, idle: float) -> _Conn | None:
         now = time.monotonic()
         while self._idle:
             conn = self._idle.pop()  # the most recently used: the least likely to be closed
-            if now - conn.idle_since < self.idle and not conn.reader.at_eof() \
+            if now - conn.idle_since < idle and not conn.reader.at_eof() \
                     and not conn.writer.is_closing():
                 return conn
             conn.close()
@@ -148,6 +156,9 @@ class HttpPool:
                     raise HttpError("the response was cut short") from None
                 raise _Stale from None
             status, framing = await self._read_head(conn.reader, status_line)
+            while 100 <= status < 200 and status != 101:  # interim (100 Continue): final follows
+                status, framing = await self._read_head(
+                    conn.reader, await conn.reader.readuntil(b"\r\n"))
             body = await self._read_body(conn.reader, status, method, framing)
             done = framing.keep_alive
             return status, body
@@ -155,6 +166,8 @@ class HttpPool:
             raise HttpError("the response headers are too large") from None
         except asyncio.IncompleteReadError:
             raise HttpError("the response was cut short") from None
+        except ValueError as exc:  # a malformed size in the framing
+            raise HttpError(f"malformed response: {exc}") from None
         except OSError as exc:
             raise HttpError(str(exc) or type(exc).__name__) from None
         finally:
@@ -198,17 +211,17 @@ class HttpPool:
     @staticmethod
     async def _read_body(reader: asyncio.StreamReader, status: int, method: str,
                          framing: _Framing) -> bytes:
-        if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+        if method == "HEAD" or status in (204, 304):
             return b""
         if framing.chunked:
             chunks: list[bytes] = []
             size = 0
             while True:
                 line = await reader.readuntil(b"\r\n")
-                try:
-                    n = int(line.split(b";", 1)[0].strip(), 16)
-                except ValueError:
-                    raise HttpError(f"bad chunk size: {line[:40]!r}") from None
+                digits = line.split(b";", 1)[0].strip()
+                if not digits or digits.strip(b"0123456789abcdefABCDEF"):
+                    raise HttpError(f"bad chunk size: {line[:40]!r}")
+                n = int(digits, 16)
                 if n == 0:
                     while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers
                         pass

@@ -126,6 +126,23 @@ async def test_no_content_has_an_empty_body_and_error_statuses_are_returned() ->
     assert server.connections == 1
 
 
+async def test_an_interim_response_is_skipped_for_the_final_one() -> None:
+    async def continued(number: int, head: bytes, body: bytes) -> bytes:
+        return b"HTTP/1.1 100 Continue\r\n\r\n" + ok(b"[]")
+    async with pool_for(continued) as (server, pool):
+        assert await pool.request("POST", "/a", b"{}") == (200, b"[]")
+        assert await pool.request("GET", "/b") == (200, b"[]")  # nothing left over
+    assert server.connections == 1
+
+
+async def test_a_post_takes_only_a_connection_used_moments_ago() -> None:
+    async with pool_for(always_ok, post_idle=0.0) as (server, pool):
+        await pool.request("GET", "/a")
+        await pool.request("POST", "/b", b"{}")  # the idle one is not fresh enough for a POST
+        await pool.request("GET", "/c")  # a GET still takes an idle one
+    assert [n for n, _, _ in server.requests] == [1, 2, 2]
+
+
 async def test_connection_close_from_the_server_means_a_new_connection_next_time() -> None:
     async def closing(number: int, head: bytes, body: bytes) -> bytes:
         return ok(extra="Connection: close\r\n")
@@ -220,7 +237,8 @@ async def test_nobody_listening_is_an_http_error() -> None:
                                    b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
                                    b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
                                    b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
-                                   b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"])
+                                   b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                                   b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\n"])
 async def test_a_response_that_is_not_well_formed_http_is_an_http_error(reply: bytes) -> None:
     async def bad(number: int, head: bytes, body: bytes) -> bytes | None:
         return reply
