@@ -2,7 +2,7 @@
 
     Ari            REST + event stream, with reconnect, snapshot and the originate guard
     AriClient      typed REST calls (keep-alive HTTP/1.1, dialer.ari.http)
-    EventStream    the event WebSocket (websockets), decode-and-enqueue only
+    EventStream    the event WebSocket (websockets): decodes and hands each event on
     events         typed event dataclasses
     models         typed resource snapshots (Channel, Bridge, Playback)
 

@@ -196,7 +196,7 @@ class Ari:
                     self._ready = False
                 self._deliver(item)
             finally:
-                self._dispatching = queue.qsize() > 0
+                self._dispatching = False  # items still queued keep `_emit` queueing
 
     async def _snapshot(self, reconnect: bool) -> StreamReady | None:
         try:

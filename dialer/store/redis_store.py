@@ -318,7 +318,6 @@ class RedisStore:
         self.day_bucket = day_bucket
         self._claim = redis.register_script(_CLAIM)
         self._dialable = redis.register_script(_DIALABLE)
-        self._save_attempt = redis.register_script(_SAVE_ATTEMPT)
         self._save_batch = redis.register_script(_SAVE_BATCH)
 
     # campaigns
@@ -646,8 +645,7 @@ class RedisStore:
                  "1" if attempt.result is AttemptResult.MACHINE else "0"])
 
     async def save_attempt(self, attempt: Attempt) -> None:
-        keys, args = self._attempt_call(attempt)
-        await self._save_attempt(keys=keys, args=args)
+        await self.save_batch([attempt])
 
     async def save_batch(self, attempts: Sequence[Attempt] = (),
                          agents: Mapping[str, Mapping[str, str]] | None = None,
@@ -782,16 +780,7 @@ class RedisStore:
     # agents
 
     async def save_agent(self, agent_id: str, data: Mapping[str, str]) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            self._queue_agent(pipe, agent_id, data)
-            await pipe.execute()
-
-    def _queue_agent(self, pipe: Pipeline, agent_id: str, data: Mapping[str, str]) -> None:
-        key = self.keys.agent(agent_id)
-        pipe.delete(key)
-        if data:
-            pipe.hset(key, items=[x for pair in data.items() for x in pair])
-        pipe.sadd(self.keys.agents(), agent_id)
+        await self.save_batch(agents={agent_id: data})
 
     async def get_agent(self, agent_id: str) -> dict[str, str] | None:
         async with self.redis.pipeline(transaction=True) as pipe:

@@ -15,7 +15,8 @@ from dialer import api
 from dialer.ari import Ari
 from dialer.config import AriConfig, Secret
 from dialer.core.agent import Agent, AgentState
-from dialer.core.campaign import Originate, SaveAgent
+from dialer.core.campaign import Originate, SaveAgent, SetRunning, Tick
+from dialer.core.escalation import AnyEvent
 from dialer.core.model import CampaignSpec, DialMode, SafeHarbor
 from dialer.metrics import Metrics
 from dialer.runner import TICK, CampaignRunner, Dialer, _Writes
@@ -120,6 +121,29 @@ async def test_pacing_rounds_keep_a_fixed_grid_and_restart_it_after_a_stall(
     finally:
         await runner.stop()
     assert runner._round_timer is None
+
+
+async def test_a_round_hands_the_core_no_tick_it_would_ignore_unless_events_wait(
+        runner: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Ari, "ready", property(lambda self: True))
+    runner._last_leads = NOON
+    assert runner.engine.pacing_idle  # not running, nobody ready
+    try:
+        runner._round()
+        assert (runner.rounds, runner.ticks, runner.inbox.qsize()) == (1, 0, 0)
+        runner.post(SetRunning(NOON, True))  # an event waits: it may make pacing matter
+        runner._round()
+        assert (runner.rounds, runner.ticks) == (2, 1)
+        assert [type(e) for e in drain(runner.inbox)] == [SetRunning, Tick]
+    finally:
+        await runner.stop()
+
+
+def drain(queue: asyncio.Queue[AnyEvent]) -> list[AnyEvent]:
+    out = []
+    while not queue.empty():
+        out.append(queue.get_nowait())
+    return out
 
 
 async def test_a_call_is_placed_at_once_and_only_after_its_records_are_written(
