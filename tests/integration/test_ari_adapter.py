@@ -178,7 +178,6 @@ async def test_asterisk_not_running_is_one_clear_error(config: Config) -> None:
             pass
 
 
-
 async def test_asterisk_sends_only_the_event_types_the_dialer_acts_on(ari: Ari) -> None:
     app = await ari.rest.request("GET", f"/applications/{ari.app}")
     assert sorted(e["type"] for e in app["events_allowed"]) == sorted(SUBSCRIBED_EVENTS)

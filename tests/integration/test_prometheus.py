@@ -56,7 +56,6 @@ DEADLINE = 60.0
 VARIABLES = {"$__rate_interval": "30s", "$campaign": ".*"}
 
 
-
 async def eventually(check: Callable[[], Awaitable[Any]], what: str,
                      deadline: float = DEADLINE) -> Any:
     return await wait_until(check, what, deadline)  # Prometheus scrapes slowly: longer
