@@ -81,7 +81,8 @@ WINDOW_SAMPLE = 20  # READY leads looked at to tell "outside the calling window"
 
 
 class NotDialing(StrEnum):
-    """Why a campaign places no calls (or, for abandon_ceiling, none ahead of its agents)."""
+    """Why a campaign places no calls (or, for abandon_ceiling, why it dials ahead of its agents
+    only on its small recovery budget)."""
 
     PAUSED = "paused"
     ASTERISK_UNREACHABLE = "asterisk_unreachable"
@@ -122,7 +123,8 @@ def not_dialing_reason(engine: CampaignEngine, *, ari_ready: bool,
     # Predictive pacing may dial for agents about to finish a call; the others need a ready one.
     if ready == 0 and (mode is not DialMode.PREDICTIVE or engaged == 0):
         return NotDialing.NO_READY_AGENTS
-    # At the ceiling the predictive pacer stops dialing ahead (dialer.core.pacing).
+    # At the ceiling the predictive pacer dials ahead only on its floor budget, a fraction of
+    # the target, to bring the window's rate back down (dialer.core.pacing).
     if mode is DialMode.PREDICTIVE and engine.abandon_rate >= engine.spec.abandon_target:
         return NotDialing.ABANDON_CEILING
     return None
@@ -228,8 +230,8 @@ class LiveCollector:
             _family("dialer_leads_remaining", "Leads not finished: ready (now or later) or in "
                     "progress"),
             _family("dialer_campaign_not_dialing",
-                    "1 for the reason the campaign is not dialing (abandon_ceiling: not dialing "
-                    "ahead of its agents), 0 for the others", ("campaign", "reason")),
+                    "1 for the reason the campaign is not dialing (abandon_ceiling: dialing ahead "
+                    "of its agents only on its recovery budget), 0 for the others", ("campaign", "reason")),
         ]
 
     def collect(self) -> Iterable[Metric]:

@@ -33,13 +33,17 @@ agentless pacer, which has no agents by definition. Modes and rules: `design/DIA
   above it by an Edgeworth-corrected normal in closed form (see `_overflow`), whose variance
   also carries the answer rate's own standard error (a common error moves every call
   together: what a large team at a low answer rate is exposed to). ``θ = safety × target``,
-  tapered linearly to 0 as the window's rate ``abandoned / humans`` (the 3 % rule, §2) plus a
-  margin for the next abandon climbs from ``taper_start × target`` to the target; at or above
-  it, and until `warmup_dials` outcomes are in, the pacer is progressive, which is also its
-  floor (never more humans than agents). Biases designed out: outcomes count only once their
-  whole origination cohort has ended (fast failures arrive first, so a ramp-up would look like
-  a low answer rate and trigger over-dialing), and running calls enter the residual-time
-  estimate as censored (actuarially: a synchronised start must not look like short calls).
+  tapered linearly to ``floor × safety × target`` as the window's rate ``abandoned / humans``
+  (the 3 % rule, §2) plus a margin for the next abandon climbs from ``taper_start × target``
+  to the target, and held there at and above it: a cohort paced at a fraction of the target
+  brings the window's rate down, and faster than progressive dialing would (it brings more
+  people in to dilute the abandons; at 5 % live, progressive reaches a tenth of the talk time
+  and the window hardly moves). Until `warmup_dials` outcomes are in, the pacer is
+  progressive, which is also its least (never more humans than agents). Biases designed out:
+  outcomes count only once their whole origination cohort has ended (fast failures arrive
+  first, so a ramp-up would look like a low answer rate and trigger over-dialing), and running
+  calls enter the residual-time estimate as censored (actuarially: a synchronised start must
+  not look like short calls).
 * predictive, time-resolved (opt-in, ``time_resolved=True``; measured, not better, so not the
   default: docs/PACING_BENCH.md). Instead of one horizon, checkpoints t every second up to
   10 s, then sparser, up to the longest answer time seen: the live answers due by t (each call
@@ -958,7 +962,8 @@ class PredictivePacer:
     """Model-based predictive pacing under an abandon-rate ceiling (see the module docstring).
 
     `safety` scales the per-decision budget; `taper_start` is the fraction of the target at
-    which the window's measured rate starts shrinking it; `exact_limit` is the largest agent
+    which the window's measured rate starts shrinking it; `floor` is the share of it kept at
+    and above the target (0: progressive there, the pacer before it); `exact_limit` is the largest agent
     count solved exactly (above it, the Edgeworth approximation); `connect_grace` extends the
     horizon by the seconds an answered human may wait for an agent (0 is the conservative
     choice). `margin_humans` sizes the budget's margin for the next abandon (`budget`; inf:
@@ -972,20 +977,20 @@ class PredictivePacer:
     person may wait for an agent; it needs a `TimedPacingModel` (the `Estimator` is one) and
     falls back to the one-horizon model until the estimator has its checkpoints.
     `model` defaults to a fresh `Estimator`; a simulator may pass known parameters.
-    The defaults (safety 0.8, taper from 0.8 × target) were chosen on the simulator's grid
+    The defaults (safety 0.8, taper from 0.8 × target, floor 0.15) were chosen on the simulator's grid
     (docs/PACING_BENCH.md): larger budgets bought abandons, not talk time.
     """
 
-    __slots__ = ("answer_grace", "connect_grace", "exact_limit", "last_risk", "last_theta",
-                 "margin_humans", "model", "safety", "taper_start", "target", "time_resolved",
-                 "uncertainty", "warmup_dials")
+    __slots__ = ("answer_grace", "connect_grace", "exact_limit", "floor", "last_risk",
+                 "last_theta", "margin_humans", "model", "safety", "taper_start", "target",
+                 "time_resolved", "uncertainty", "warmup_dials")
 
     def __init__(self, target_abandon: float = 0.03, *, model: PacingModel | None = None,
                  warmup_dials: int = 30, safety: float = 0.8, taper_start: float = 0.8,
                  exact_limit: int = 10, connect_grace: float = 0.0, ring_age: bool = True,
                  talk_lookahead: bool = True, margin_humans: float = 100.0,
                  uncertainty: bool = True, time_resolved: bool = False,
-                 answer_grace: float = 2.0) -> None:
+                 answer_grace: float = 2.0, floor: float = 0.15) -> None:
         if not 0 < target_abandon < 1:
             raise ValueError(f"abandon target must be in (0, 1), not {target_abandon!r}")
         if not 0 <= taper_start < 1:
@@ -994,9 +999,12 @@ class PredictivePacer:
             raise ValueError(f"safety must be positive, not {safety!r}")
         if not margin_humans > 0:
             raise ValueError(f"margin_humans must be positive, not {margin_humans!r}")
+        if not 0 <= floor < 1:
+            raise ValueError(f"floor must be in [0, 1), not {floor!r}")
         if not 0 <= answer_grace <= 10:
             raise ValueError(f"answer_grace must be in [0, 10] seconds, not {answer_grace!r}")
         self.time_resolved = time_resolved
+        self.floor = floor
         self.answer_grace = answer_grace
         self.margin_humans = margin_humans
         self.target = target_abandon
@@ -1029,19 +1037,17 @@ class PredictivePacer:
 
     def budget(self, snap: PacingSnapshot) -> float:
         """Expected abandon rate allowed for the calls in flight: the target (× safety), tapered
-        to 0 as the window's rate climbs from taper_start × target to the target. The taper
+        to `floor` × that as the window's rate climbs from taper_start × target to the target,
+        and held there above it. The floor is the way back under the ceiling: cohorts paced at
+        a fraction of the target dilute the window's abandons, and many more of them reach an
+        agent than under progressive dialing (docs/PACING_BENCH.md, "Recovery budget"). The taper
         reads the rate plus a margin for the next abandon, ``A / H + 1 / (H + margin_humans)``:
         in a small window (a small team, a new UK day) one abandon is a large step, and the
         measured rate alone would let the pacer run at full budget right up to the target;
         the margin fades as the window fills (0.3 points at 200 humans, 0.05 at 2,000)."""
-        rate = snap.window_abandon_rate
-        if rate >= self.target:
-            return 0.0
-        rate += 1.0 / (snap.humans_in_window + self.margin_humans)
-        if rate >= self.target:
-            return 0.0
+        rate = snap.window_abandon_rate + 1.0 / (snap.humans_in_window + self.margin_humans)
         room = (self.target - rate) / (self.target * (1.0 - self.taper_start))
-        return self.target * self.safety * min(1.0, room)
+        return self.target * self.safety * max(self.floor, min(1.0, room))
 
     def decide(self, snap: PacingSnapshot) -> int:
         self.last_theta = 0.0

@@ -13,8 +13,8 @@ told (progressive and power never dial with nobody ready; the engine enforces th
 * baseline: a measured ablation, not a shipped policy — the core's `PredictivePacer` with the
   ring-age weighting, the talk look-ahead, the budget's margin for the next abandon and the
   answer-rate uncertainty switched off (`ring_age=False`, `talk_lookahead=False`,
-  `margin_humans=inf`, `uncertainty=False`): the pacer as it was before them, for
-  before/after on the same seeds.
+  `margin_humans=inf`, `uncertainty=False`) and no recovery budget (`floor=0`): the pacer
+  as it was before them, for before/after on the same seeds.
 * oracle: not simulated — the clairvoyant bound of DIALING.md §4, computed analytically as
   60 × T / (T + W) talk-minutes per agent-hour at 100 % occupancy and 0 % abandon.
 """
@@ -29,7 +29,8 @@ from dialer.core.model import CampaignSpec, DialMode
 from dialer.core.pacing import Pacer, PredictivePacer, VicidialAdaptPacer, make_pacer
 
 _OPTIONS = ("safety", "taper_start", "connect_grace", "warmup_dials", "exact_limit", "ring_age",
-            "talk_lookahead", "margin_humans", "uncertainty", "time_resolved", "answer_grace")
+            "talk_lookahead", "margin_humans", "uncertainty", "time_resolved", "answer_grace",
+            "floor")
 _INT_OPTIONS = ("warmup_dials", "exact_limit")
 _BOOL_OPTIONS = ("ring_age", "talk_lookahead", "uncertainty", "time_resolved")
 POLICIES = ("progressive", "power", "vicidial", "predictive", "baseline")
@@ -77,7 +78,7 @@ class Policy:
                               else v for k, v in self.options}
         if self.name == "baseline":
             kw = {"ring_age": False, "talk_lookahead": False, "margin_humans": math.inf,
-                  "uncertainty": False, "time_resolved": False, **kw}
+                  "uncertainty": False, "time_resolved": False, "floor": 0.0, **kw}
             return PredictivePacer(spec.abandon_target, **kw)
         if self.name == "predictive" and kw:
             return PredictivePacer(spec.abandon_target, **kw)

@@ -118,7 +118,7 @@ def test_progressive_waits_for_a_ready_agent_but_predictive_dials_ahead_of_a_bus
         assert not_dialing_reason(engine, ari_ready=True) is reason, mode
 
 
-def test_predictive_at_its_abandon_ceiling_stops_dialing_ahead() -> None:
+def test_predictive_at_its_abandon_ceiling_says_so() -> None:
     engine = engine_with(DialMode.PREDICTIVE, agents=1)
     engine.handle(AbandonStats(NOON, abandoned=3, humans=100))  # 3 % = the target
     assert not_dialing_reason(engine, ari_ready=True) is NotDialing.ABANDON_CEILING

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 from hypothesis import given, settings
@@ -220,10 +220,20 @@ def test_predictive_dials_several_calls_per_ready_agent_at_a_15_percent_answer_r
     assert 30 < n < 10 / 0.15  # well past progressive, short of one human per agent on average
 
 
-def test_predictive_dials_like_progressive_once_the_window_reaches_the_target() -> None:
-    pacer = trained_predictive()
+def test_predictive_without_a_floor_dials_like_progressive_once_the_window_reaches_the_target(
+        ) -> None:
+    pacer = train(PredictivePacer(floor=0.0))
     assert pacer.decide(snap(now=LATER, ready=10, humans=1000, abandoned=30)) == 10
     assert pacer.decide(snap(now=LATER, ready=10, ringing=4, humans=1000, abandoned=31)) == 6
+
+
+def test_predictive_at_and_over_the_target_keeps_dialing_ahead_on_its_floor_budget() -> None:
+    pacer = trained_predictive()
+    full = pacer.decide(snap(now=LATER, ready=10, humans=1000, abandoned=0))
+    at = pacer.decide(snap(now=LATER, ready=10, humans=1000, abandoned=30))
+    over = pacer.decide(snap(now=LATER, ready=10, humans=1000, abandoned=200))
+    assert 10 < at == over < full  # ahead of its agents, with less risk than below the taper
+    assert pacer.last_theta == pytest.approx(0.15 * 0.8 * 0.03)  # far below the window's rate
 
 
 def test_predictive_tightens_as_the_window_approaches_the_target() -> None:
@@ -231,22 +241,34 @@ def test_predictive_tightens_as_the_window_approaches_the_target() -> None:
     decisions = [pacer.decide(snap(now=LATER, ready=10, humans=1000, abandoned=a))
                  for a in (0, 24, 26, 28, 29, 30)]
     assert decisions == sorted(decisions, reverse=True)
-    assert decisions[0] > decisions[3] > decisions[-1] == 10
+    assert decisions[0] > decisions[3] > decisions[-1] > 10
 
 
-def test_predictive_budget_is_the_target_times_safety_tapered_over_the_last_fifth() -> None:
-    pacer = PredictivePacer(0.03, safety=0.8, taper_start=0.8, margin_humans=math.inf)
+def test_predictive_budget_is_the_target_times_safety_tapered_over_the_last_fifth_to_its_floor(
+        ) -> None:
+    pacer = PredictivePacer(0.03, safety=0.8, taper_start=0.8, margin_humans=math.inf, floor=0.15)
     assert pacer.budget(snap(humans=1000, abandoned=0)) == pytest.approx(0.024)
     assert pacer.budget(snap(humans=1000, abandoned=24)) == pytest.approx(0.024)
     assert pacer.budget(snap(humans=1000, abandoned=27)) == pytest.approx(0.012)
-    assert pacer.budget(snap(humans=1000, abandoned=30)) == 0.0
+    assert pacer.budget(snap(humans=1000, abandoned=29)) == pytest.approx(0.024 / 6)  # room 1/6
+    assert pacer.budget(snap(humans=1000, abandoned=30)) == pytest.approx(0.024 * 0.15)
+    assert pacer.budget(snap(humans=1000, abandoned=500)) == pytest.approx(0.024 * 0.15)
+    no_floor = PredictivePacer(0.03, margin_humans=math.inf, floor=0.0)
+    assert no_floor.budget(snap(humans=1000, abandoned=30)) == 0.0
+
+
+def test_predictive_refuses_a_floor_outside_zero_to_one() -> None:
+    for bad in (-0.1, 1.0, 2.0):
+        with pytest.raises(ValueError, match="floor"):
+            PredictivePacer(floor=bad)
 
 
 def test_predictive_budget_keeps_a_margin_for_the_next_abandon_in_a_small_window() -> None:
     pacer = PredictivePacer(0.03, margin_humans=100.0)
     assert pacer.budget(snap(humans=0)) == pytest.approx(0.024)  # 1 / 100: full budget
     assert pacer.budget(snap(humans=100, abandoned=2)) == pytest.approx(0.024 * (0.03 - 0.025) / 0.006)
-    assert pacer.budget(snap(humans=180, abandoned=5)) == 0.0  # 2.78 % + 1/280 is over 3 %
+    # 2.78 % + 1/280 is over 3 %: the floor
+    assert pacer.budget(snap(humans=180, abandoned=5)) == pytest.approx(0.024 * 0.15)
     plain = PredictivePacer(0.03, margin_humans=math.inf)
     assert plain.budget(snap(humans=180, abandoned=5)) > 0.0
     assert pacer.budget(snap(humans=100_000, abandoned=2000)) == pytest.approx(0.024, rel=1e-3)
@@ -607,16 +629,26 @@ def test_progressive_and_power_place_nothing_without_a_ready_agent(ratio: float,
 
 @settings(max_examples=60, deadline=None)
 @given(s=snapshots(), excess=st.floats(0.0, 0.5))
-def test_predictive_never_outdials_progressive_once_the_window_is_at_target(
+def test_predictive_without_a_floor_never_outdials_progressive_once_the_window_is_at_target(
         s: PacingSnapshot, excess: float) -> None:
-    humans = max(1, s.humans_in_window)
-    at_target = PacingSnapshot(
-        now=s.now, ready_agents=s.ready_agents, busy_agents=s.busy_agents,
-        wrapping_agents=s.wrapping_agents, calls_ringing=s.calls_ringing, calls_waiting=s.calls_waiting,
-        abandoned_in_window=math.ceil(humans * (0.03 + excess)), humans_in_window=humans,
-        leads_available=s.leads_available, channels_free=s.channels_free)
-    pacer = train(PredictivePacer(0.03), dials=400, answered_per_20=1)
+    at_target = with_window(s, excess)
+    pacer = train(PredictivePacer(0.03, floor=0.0), dials=400, answered_per_20=1)
     assert pacer.decide(at_target) <= ProgressivePacer().decide(at_target)
+
+
+@settings(max_examples=60, deadline=None)
+@given(s=snapshots(), excess=st.floats(0.0, 0.5))
+def test_predictive_at_or_over_the_target_never_outdials_itself_below_the_taper(
+        s: PacingSnapshot, excess: float) -> None:
+    pacer = train(PredictivePacer(0.03), dials=400, answered_per_20=1)
+    clean = replace(with_window(s, excess), abandoned_in_window=0)
+    assert pacer.decide(with_window(s, excess)) <= pacer.decide(clean)
+
+
+def with_window(s: PacingSnapshot, excess: float) -> PacingSnapshot:
+    """`s` with its window's abandon rate at the 3 % target plus `excess`."""
+    humans = max(1, s.humans_in_window)
+    return replace(s, abandoned_in_window=math.ceil(humans * (0.03 + excess)), humans_in_window=humans)
 
 
 @settings(max_examples=60, deadline=None)
