@@ -494,6 +494,7 @@ class CampaignEngine:
             channels_free=max(0, self.spec.max_channels - in_progress),
             ringing_ages=tuple(ages),
             calls_in_amd=in_amd,
+            estimated_abandons=math.ceil(self.estimated_false_positives),
         )
 
     @property

@@ -107,12 +107,17 @@ class PacingSnapshot:
     # the usual answer time is most likely a no-answer, so it counts for less.
     ringing_ages: tuple[float, ...] = ()
     calls_in_amd: int = 0  # answered calls still in AMD (a person or a machine, not yet known)
+    # Of `abandoned_in_window`, those estimated rather than seen: in UK mode, the people AMD
+    # took for machines (a share of its machine verdicts, whatever the pace).
+    estimated_abandons: int = 0
 
     def __post_init__(self) -> None:
         if min(self.ready_agents, self.calls_ringing, self.calls_waiting, self.abandoned_in_window,
                self.humans_in_window, self.leads_available, self.channels_free,
-               self.calls_in_amd) < 0:
+               self.calls_in_amd, self.estimated_abandons) < 0:
             raise ValueError(f"negative count in {self!r}")
+        if self.estimated_abandons > self.abandoned_in_window:
+            raise ValueError(f"more estimated abandons than abandons in {self!r}")
         if len(self.ringing_ages) + self.calls_in_amd > self.calls_ringing:
             raise ValueError(f"more ringing ages and AMD calls than calls ringing in {self!r}")
 
@@ -1040,14 +1045,23 @@ class PredictivePacer:
         to `floor` × that as the window's rate climbs from taper_start × target to the target,
         and held there above it. The floor is the way back under the ceiling: cohorts paced at
         a fraction of the target dilute the window's abandons, and many more of them reach an
-        agent than under progressive dialing (docs/PACING_BENCH.md, "Recovery budget"). The taper
+        agent than under progressive dialing (docs/PACING_BENCH.md, "Recovery budget"). Where
+        the estimated abandons alone (`estimated_abandons`, AMD false positives in UK mode) hold
+        the window at the floor's rate or above, dilution cannot work and the taper goes to 0
+        (progressive), as without a floor. The taper
         reads the rate plus a margin for the next abandon, ``A / H + 1 / (H + margin_humans)``:
         in a small window (a small team, a new UK day) one abandon is a large step, and the
         measured rate alone would let the pacer run at full budget right up to the target;
         the margin fades as the window fills (0.3 points at 200 humans, 0.05 at 2,000)."""
         rate = snap.window_abandon_rate + 1.0 / (snap.humans_in_window + self.margin_humans)
-        room = (self.target - rate) / (self.target * (1.0 - self.taper_start))
-        return self.target * self.safety * max(self.floor, min(1.0, room))
+        room = min(1.0, (self.target - rate) / (self.target * (1.0 - self.taper_start)))
+        if room < self.floor:
+            # The floor only where it leads back under the target: not when the estimated
+            # abandons (AMD false positives) alone keep the window over it, whatever the pace.
+            fixed = snap.estimated_abandons / snap.humans_in_window if snap.humans_in_window else 0.0
+            if fixed + self.floor * self.safety * self.target < self.target:
+                room = self.floor
+        return self.target * self.safety * max(0.0, room)
 
     def decide(self, snap: PacingSnapshot) -> int:
         self.last_theta = 0.0

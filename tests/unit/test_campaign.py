@@ -259,7 +259,7 @@ def test_uk_mode_counts_estimated_amd_false_positives_as_abandoned() -> None:
     engine.handle(AbandonStats(NOON, abandoned=1, humans=100, machines=50))
     assert engine.abandon_rate == (1 + 5) / (100 + 5)
     snap = engine.snapshot(NOON)
-    assert snap.abandoned_in_window == 6
+    assert (snap.abandoned_in_window, snap.estimated_abandons) == (6, 5)
     cid = dial_one(engine)
     engine.handle(CallAnswered(NOON + 1, cid))
     engine.handle(AmdDone(NOON + 3, cid, "MACHINE"))

@@ -257,6 +257,17 @@ def test_predictive_budget_is_the_target_times_safety_tapered_over_the_last_fift
     assert no_floor.budget(snap(humans=1000, abandoned=30)) == 0.0
 
 
+def test_predictive_keeps_no_floor_when_estimated_abandons_alone_hold_the_window_over_target(
+        ) -> None:
+    pacer = PredictivePacer(0.03, margin_humans=math.inf, floor=0.15)
+    structural = replace(snap(humans=1000, abandoned=40), estimated_abandons=32)  # 3.2 % alone
+    assert pacer.budget(structural) == 0.0
+    diluting = replace(snap(humans=1000, abandoned=40), estimated_abandons=9)  # 0.9 % alone
+    assert pacer.budget(diluting) == pytest.approx(0.024 * 0.15)
+    with pytest.raises(ValueError, match="estimated"):
+        replace(snap(humans=1000, abandoned=4), estimated_abandons=5)
+
+
 def test_predictive_refuses_a_floor_outside_zero_to_one() -> None:
     for bad in (-0.1, 1.0, 2.0):
         with pytest.raises(ValueError, match="floor"):
