@@ -7,6 +7,9 @@
   look-ahead) as a share of the oracle, per cell, against the targets.
 * pacing_gap.png: where the rest of the gap is — talk-min against abandon as the pacer's
   budget is scaled, next to fixed ratios (simulated here).
+* pacing_recovery.png: the recovery budget — 5 agents at 5 % live answer over five seeds,
+  the shipped pacer against the same pacer with no floor (progressive at the ceiling), talk
+  minutes per agent-hour and the cumulative abandon rate over the day (simulated here).
 * pacing_ringing_bias.png: the live answers the model expects from the calls in flight — every
   ringing call fresh (the baseline) and weighed by ring age (the core now) — against those
   truly still to come (a 100-agent hour, simulated here).
@@ -244,17 +247,66 @@ def gap(path: Path, sizes: Sequence[tuple[int, float]] = ((20, 4.0), (100, 1.0))
     return path
 
 
+def recovery(path: Path, seeds: Sequence[int] = (1, 2, 3, 4, 5), agents: int = 5,
+             live: float = 0.05, talk: float = 60.0, hours: float | None = None) -> Path:
+    """The recovery budget: the shipped pacer (a floor of 0.15 of its budget at and over the
+    target) against the same pacer with none (`floor=0`: progressive there), same seeds. With
+    none, a run whose window reaches the target early idles its agents for an hour or more
+    while the few people progressive dialing reaches dilute the abandons."""
+    from dialer.sim.policy import Policy
+    from dialer.sim.scenario import cell
+    from dialer.sim.simulator import simulate
+
+    s = cell(agents, live, talk)
+    if hours is not None:
+        s = replace(s, staff=replace(s.staff, shift_hours=hours, breaks=2 if hours >= 4 else 0))
+    policies = (("predictive", Policy("predictive")),
+                ("no floor (before)", Policy("predictive", options=(("floor", 0.0),))))
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
+    for (label, policy), color in zip(policies, (COLORS["predictive"], "tab:purple"), strict=True):
+        runs = [simulate(s, policy, seed, series=True) for seed in seeds]
+        mean = sum(r.talk_min_per_hour for r in runs) / len(runs)
+        worst = max(r.abandon for r in runs)
+        for i, r in enumerate(runs):
+            series = r.series
+            assert series is not None
+            name = f"{label}: {mean:.1f} talk-min/h on average, worst run {worst:.2%}" \
+                if i == 0 else None
+            a1.plot(series.t, series.talk_min_per_hour, color=color, lw=1, alpha=0.8, label=name)
+            a2.plot(series.t, [100 * x for x in series.cumulative_abandon], color=color, lw=1,
+                    alpha=0.8)
+    a1.axhline(60 * talk / (talk + 10.0), color="black", ls=":", lw=0.8, label="oracle")
+    a1.set_ylabel("talk-min per agent-hour (15 min bins)")
+    a1.set_title(f"{agents} agents, {live:.0%} live, {talk:g} s talk: seeds "
+                 + ", ".join(str(x) for x in seeds))
+    a1.legend(fontsize=8)
+    a2.axhline(3.0, color="black", ls="--", lw=0.8)
+    a2.set_ylabel("abandon since start, %")
+    a2.set_xlabel("hours into the shift")
+    for ax in (a1, a2):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def draw_all(results: Sequence[RunResult], scenarios: Sequence[Scenario], out: Path,
              suffix: str = "", bias: tuple[int, float] = (100, 1.0),
-             gap_sizes: Sequence[tuple[int, float]] = ((20, 4.0), (100, 1.0))) -> list[Path]:
+             gap_sizes: Sequence[tuple[int, float]] = ((20, 4.0), (100, 1.0)),
+             recovery_run: tuple[Sequence[int], float | None] = ((1, 2, 3, 4, 5), None)
+             ) -> list[Path]:
     """Every plot; `bias`: (agents, hours) of the run behind the ring-age plot; `gap_sizes`:
-    (agents, hours) of the panels of the gap plot (each simulated here)."""
+    (agents, hours) of the panels of the gap plot; `recovery_run`: (seeds, shift hours or the
+    cell's own) of the recovery plot (each simulated here)."""
     out.mkdir(parents=True, exist_ok=True)
     paths = [frontier(results, out / f"pacing_frontier{suffix}.png"),
              drift(results, out / f"pacing_drift{suffix}.png"),
              vs_oracle(results, scenarios, out / f"pacing_vs_oracle{suffix}.png"),
              ringing_bias(out / f"pacing_ringing_bias{suffix}.png", agents=bias[0], hours=bias[1]),
-             gap(out / f"pacing_gap{suffix}.png", gap_sizes)]
+             gap(out / f"pacing_gap{suffix}.png", gap_sizes),
+             recovery(out / f"pacing_recovery{suffix}.png", seeds=recovery_run[0],
+                      hours=recovery_run[1])]
     return [p for p in paths if p is not None]
 
 

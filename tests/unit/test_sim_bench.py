@@ -68,6 +68,7 @@ def test_plots_are_written(tmp_path: Path) -> None:
     from dialer.sim.plots import draw_all  # matplotlib: the `bench` extra, in `dev` too
 
     runs = tiny(0.1)
-    paths = draw_all(runs, [cell(5, 0.3, 60.0)], tmp_path, bias=(10, 0.25), gap_sizes=((5, 0.1),))
-    assert paths
+    paths = draw_all(runs, [cell(5, 0.3, 60.0)], tmp_path, bias=(10, 0.25), gap_sizes=((5, 0.1),),
+                     recovery_run=((1,), 0.25))
+    assert tmp_path / "pacing_recovery.png" in paths
     assert all(p.stat().st_size > 1000 for p in paths)
