@@ -82,7 +82,8 @@ WINDOW_SAMPLE = 20  # READY leads looked at to tell "outside the calling window"
 
 class NotDialing(StrEnum):
     """Why a campaign places no calls (or, for abandon_ceiling, why it dials ahead of its agents
-    only on its small recovery budget)."""
+    only on its small recovery budget, or not at all in UK mode when the estimated AMD false
+    positives alone hold the window near the ceiling)."""
 
     PAUSED = "paused"
     ASTERISK_UNREACHABLE = "asterisk_unreachable"
@@ -230,8 +231,9 @@ class LiveCollector:
             _family("dialer_leads_remaining", "Leads not finished: ready (now or later) or in "
                     "progress"),
             _family("dialer_campaign_not_dialing",
-                    "1 for the reason the campaign is not dialing (abandon_ceiling: dialing ahead "
-                    "of its agents only on its recovery budget), 0 for the others", ("campaign", "reason")),
+                    "1 for the reason the campaign is not dialing (abandon_ceiling: at the abandon "
+                    "ceiling, dialing ahead of its agents only on its recovery budget), 0 for the "
+                    "others", ("campaign", "reason")),
         ]
 
     def collect(self) -> Iterable[Metric]:

@@ -33,9 +33,10 @@ agentless pacer, which has no agents by definition. Modes and rules: `design/DIA
   above it by an Edgeworth-corrected normal in closed form (see `_overflow`), whose variance
   also carries the answer rate's own standard error (a common error moves every call
   together: what a large team at a low answer rate is exposed to). ``θ = safety × target``,
-  tapered linearly to ``floor × safety × target`` as the window's rate ``abandoned / humans``
-  (the 3 % rule, §2) plus a margin for the next abandon climbs from ``taper_start × target``
-  to the target, and held there at and above it: a cohort paced at a fraction of the target
+  tapered linearly toward 0 as the window's rate ``abandoned / humans`` (the 3 % rule, §2)
+  plus a margin for the next abandon climbs from ``taper_start × target`` to the target, but
+  never below ``floor × target`` (the recovery budget; reached at 97 % of the target with the
+  defaults, and held at and above the target): a cohort paced at a fraction of the target
   brings the window's rate down, and faster than progressive dialing would (it brings more
   people in to dilute the abandons; at 5 % live, progressive reaches a tenth of the talk time
   and the window hardly moves). Until `warmup_dials` outcomes are in, the pacer is
@@ -967,8 +968,9 @@ class PredictivePacer:
     """Model-based predictive pacing under an abandon-rate ceiling (see the module docstring).
 
     `safety` scales the per-decision budget; `taper_start` is the fraction of the target at
-    which the window's measured rate starts shrinking it; `floor` is the share of it kept at
-    and above the target (0: progressive there, the pacer before it); `exact_limit` is the largest agent
+    which the window's measured rate starts shrinking it; `floor` is the least budget, as a
+    share of the target, kept up to and above it (the recovery budget; 0: progressive there,
+    the pacer before it; it does not scale with `safety`); `exact_limit` is the largest agent
     count solved exactly (above it, the Edgeworth approximation); `connect_grace` extends the
     horizon by the seconds an answered human may wait for an agent (0 is the conservative
     choice). `margin_humans` sizes the budget's margin for the next abandon (`budget`; inf:
@@ -982,7 +984,8 @@ class PredictivePacer:
     person may wait for an agent; it needs a `TimedPacingModel` (the `Estimator` is one) and
     falls back to the one-horizon model until the estimator has its checkpoints.
     `model` defaults to a fresh `Estimator`; a simulator may pass known parameters.
-    The defaults (safety 0.8, taper from 0.8 × target, floor 0.15) were chosen on the simulator's grid
+    The defaults (safety 0.8, taper from 0.8 × target, floor 0.12: 0.36 % at a 3 % target)
+    were chosen on the simulator's grid
     (docs/PACING_BENCH.md): larger budgets bought abandons, not talk time.
     """
 
@@ -995,7 +998,7 @@ class PredictivePacer:
                  exact_limit: int = 10, connect_grace: float = 0.0, ring_age: bool = True,
                  talk_lookahead: bool = True, margin_humans: float = 100.0,
                  uncertainty: bool = True, time_resolved: bool = False,
-                 answer_grace: float = 2.0, floor: float = 0.15) -> None:
+                 answer_grace: float = 2.0, floor: float = 0.12) -> None:
         if not 0 < target_abandon < 1:
             raise ValueError(f"abandon target must be in (0, 1), not {target_abandon!r}")
         if not 0 <= taper_start < 1:
@@ -1041,27 +1044,29 @@ class PredictivePacer:
         self.model.observe_abandon()
 
     def budget(self, snap: PacingSnapshot) -> float:
-        """Expected abandon rate allowed for the calls in flight: the target (× safety), tapered
-        to `floor` × that as the window's rate climbs from taper_start × target to the target,
-        and held there above it. The floor is the way back under the ceiling: cohorts paced at
-        a fraction of the target dilute the window's abandons, and many more of them reach an
-        agent than under progressive dialing (docs/PACING_BENCH.md, "Recovery budget"). Where
-        the estimated abandons alone (`estimated_abandons`, AMD false positives in UK mode) hold
-        the window at the floor's rate or above, dilution cannot work and the taper goes to 0
-        (progressive), as without a floor. The taper
+        """Expected abandon rate allowed for the calls in flight: the target × safety, tapered
+        toward 0 as the window's rate climbs from taper_start × target to the target, but never
+        below `floor` × target, also at and above the target. The floor is the way back under
+        the ceiling: cohorts paced at a fraction of the target dilute the window's abandons, and
+        many more of them reach an agent than under progressive dialing (docs/PACING_BENCH.md,
+        "Latest round"). Where the estimated abandons alone (`estimated_abandons`, AMD false
+        positives in UK mode) plus the floor would hold the window above taper_start × target,
+        dilution cannot bring it clearly under, and the taper goes to 0 (progressive), as
+        without a floor. The taper
         reads the rate plus a margin for the next abandon, ``A / H + 1 / (H + margin_humans)``:
         in a small window (a small team, a new UK day) one abandon is a large step, and the
         measured rate alone would let the pacer run at full budget right up to the target;
         the margin fades as the window fills (0.3 points at 200 humans, 0.05 at 2,000)."""
         rate = snap.window_abandon_rate + 1.0 / (snap.humans_in_window + self.margin_humans)
         room = min(1.0, (self.target - rate) / (self.target * (1.0 - self.taper_start)))
-        if room < self.floor:
+        share = self.safety * max(0.0, room)
+        if share < self.floor:
             # The floor only where it leads back under the target: not when the estimated
-            # abandons (AMD false positives) alone keep the window over it, whatever the pace.
+            # abandons (AMD false positives) alone keep the window near it, whatever the pace.
             fixed = snap.estimated_abandons / snap.humans_in_window if snap.humans_in_window else 0.0
-            if fixed + self.floor * self.safety * self.target < self.target:
-                room = self.floor
-        return self.target * self.safety * max(0.0, room)
+            if fixed + self.floor * self.target <= self.taper_start * self.target:
+                share = self.floor
+        return self.target * share
 
     def decide(self, snap: PacingSnapshot) -> int:
         self.last_theta = 0.0

@@ -266,6 +266,19 @@ def test_uk_mode_counts_estimated_amd_false_positives_as_abandoned() -> None:
     assert engine.machines == 51
 
 
+def test_uk_mode_pacer_keeps_no_recovery_budget_when_amd_false_positives_alone_hold_the_window_over(
+        ) -> None:
+    from dialer.core.campaign import AbandonStats
+    from dialer.core.pacing import PredictivePacer
+    engine = running(CampaignEngine(spec(DialMode.PREDICTIVE, amd=AmdMode.HANGUP, uk_mode=True,
+                                         amd_false_positive_rate=0.05)), agents=1)
+    pacer = PredictivePacer(0.03)
+    engine.handle(AbandonStats(NOON, abandoned=3, humans=100, machines=100))  # 5 estimated
+    assert pacer.budget(engine.snapshot(NOON)) == 0.0
+    engine.handle(AbandonStats(NOON, abandoned=3, humans=100, machines=20))  # 1 estimated
+    assert pacer.budget(engine.snapshot(NOON)) == pytest.approx(0.12 * 0.03)
+
+
 def test_outside_uk_mode_machines_do_not_count_as_abandoned() -> None:
     engine = running(CampaignEngine(spec(DialMode.PREDICTIVE, amd=AmdMode.HANGUP)), agents=1)
     from dialer.core.campaign import AbandonStats

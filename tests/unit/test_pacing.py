@@ -233,7 +233,7 @@ def test_predictive_at_and_over_the_target_keeps_dialing_ahead_on_its_floor_budg
     at = pacer.decide(snap(now=LATER, ready=10, humans=1000, abandoned=30))
     over = pacer.decide(snap(now=LATER, ready=10, humans=1000, abandoned=200))
     assert 10 < at == over < full  # ahead of its agents, with less risk than below the taper
-    assert pacer.last_theta == pytest.approx(0.15 * 0.8 * 0.03)  # far below the window's rate
+    assert pacer.last_theta == pytest.approx(0.12 * 0.03)  # far below the window's rate
 
 
 def test_predictive_tightens_as_the_window_approaches_the_target() -> None:
@@ -246,24 +246,35 @@ def test_predictive_tightens_as_the_window_approaches_the_target() -> None:
 
 def test_predictive_budget_is_the_target_times_safety_tapered_over_the_last_fifth_to_its_floor(
         ) -> None:
-    pacer = PredictivePacer(0.03, safety=0.8, taper_start=0.8, margin_humans=math.inf, floor=0.15)
+    pacer = PredictivePacer(0.03, safety=0.8, taper_start=0.8, margin_humans=math.inf, floor=0.12)
     assert pacer.budget(snap(humans=1000, abandoned=0)) == pytest.approx(0.024)
     assert pacer.budget(snap(humans=1000, abandoned=24)) == pytest.approx(0.024)
     assert pacer.budget(snap(humans=1000, abandoned=27)) == pytest.approx(0.012)
     assert pacer.budget(snap(humans=1000, abandoned=29)) == pytest.approx(0.024 / 6)  # room 1/6
-    assert pacer.budget(snap(humans=1000, abandoned=30)) == pytest.approx(0.024 * 0.15)
-    assert pacer.budget(snap(humans=1000, abandoned=500)) == pytest.approx(0.024 * 0.15)
+    assert pacer.budget(snap(humans=1000, abandoned=30)) == pytest.approx(0.03 * 0.12)
+    assert pacer.budget(snap(humans=1000, abandoned=500)) == pytest.approx(0.03 * 0.12)
     no_floor = PredictivePacer(0.03, margin_humans=math.inf, floor=0.0)
     assert no_floor.budget(snap(humans=1000, abandoned=30)) == 0.0
 
 
+def test_predictive_floor_is_a_share_of_the_target_whatever_the_safety() -> None:
+    for safety in (0.4, 0.8, 3.0):
+        pacer = PredictivePacer(0.03, safety=safety, margin_humans=math.inf, floor=0.12)
+        assert pacer.budget(snap(humans=1000, abandoned=40)) == pytest.approx(0.0036)
+
+
 def test_predictive_keeps_no_floor_when_estimated_abandons_alone_hold_the_window_over_target(
         ) -> None:
-    pacer = PredictivePacer(0.03, margin_humans=math.inf, floor=0.15)
+    pacer = PredictivePacer(0.03, margin_humans=math.inf, floor=0.12, taper_start=0.8)
     structural = replace(snap(humans=1000, abandoned=40), estimated_abandons=32)  # 3.2 % alone
     assert pacer.budget(structural) == 0.0
+    # 2.2 % alone + 0.36 % on the floor is over 2.4 % (the taper's start): not clearly back under
+    near = replace(snap(humans=1000, abandoned=40), estimated_abandons=22)
+    assert pacer.budget(near) == 0.0
+    clear = replace(snap(humans=1000, abandoned=40), estimated_abandons=20)  # 2.0 % + 0.36 %
+    assert pacer.budget(clear) == pytest.approx(0.0036)
     diluting = replace(snap(humans=1000, abandoned=40), estimated_abandons=9)  # 0.9 % alone
-    assert pacer.budget(diluting) == pytest.approx(0.024 * 0.15)
+    assert pacer.budget(diluting) == pytest.approx(0.03 * 0.12)
     with pytest.raises(ValueError, match="estimated"):
         replace(snap(humans=1000, abandoned=4), estimated_abandons=5)
 
@@ -279,7 +290,7 @@ def test_predictive_budget_keeps_a_margin_for_the_next_abandon_in_a_small_window
     assert pacer.budget(snap(humans=0)) == pytest.approx(0.024)  # 1 / 100: full budget
     assert pacer.budget(snap(humans=100, abandoned=2)) == pytest.approx(0.024 * (0.03 - 0.025) / 0.006)
     # 2.78 % + 1/280 is over 3 %: the floor
-    assert pacer.budget(snap(humans=180, abandoned=5)) == pytest.approx(0.024 * 0.15)
+    assert pacer.budget(snap(humans=180, abandoned=5)) == pytest.approx(0.03 * 0.12)
     plain = PredictivePacer(0.03, margin_humans=math.inf)
     assert plain.budget(snap(humans=180, abandoned=5)) > 0.0
     assert pacer.budget(snap(humans=100_000, abandoned=2000)) == pytest.approx(0.024, rel=1e-3)
