@@ -917,6 +917,7 @@ class Estimator:
 # --- the predictive pacer ------------------------------------------------------------------
 
 _SURE = 1e-6  # q within this of 0 or 1 is certain: keeps the Bernoulli sums short
+_FLOOR_CHECK = 5  # abandons on the recovery budget before its realised rate is judged
 _SQRT2 = math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
@@ -989,7 +990,8 @@ class PredictivePacer:
     (docs/PACING_BENCH.md): larger budgets bought abandons, not talk time.
     """
 
-    __slots__ = ("answer_grace", "connect_grace", "exact_limit", "floor", "last_risk",
+    __slots__ = ("_floor_failed", "_floor_from", "answer_grace", "connect_grace", "exact_limit",
+                 "floor", "last_risk",
                  "last_theta", "margin_humans", "model", "safety", "taper_start", "target",
                  "time_resolved", "uncertainty", "warmup_dials")
 
@@ -1027,6 +1029,9 @@ class PredictivePacer:
         self.connect_grace = connect_grace
         self.last_theta = 0.0  # budget used by the last decision
         self.last_risk = 0.0  # P(answers >= free agents) after the last decision's calls
+        # (humans, abandoned) in the window when this stay on the floor began (`_floor_works`)
+        self._floor_from: tuple[int, int] | None = None
+        self._floor_failed = False  # this stay's people were abandoned at the target's rate
 
     def observe_dial(self, ring_seconds: float, answered: bool, originated_at: float | None = None) -> None:
         self.model.observe_dial(ring_seconds, answered, originated_at)
@@ -1060,13 +1065,30 @@ class PredictivePacer:
         rate = snap.window_abandon_rate + 1.0 / (snap.humans_in_window + self.margin_humans)
         room = min(1.0, (self.target - rate) / (self.target * (1.0 - self.taper_start)))
         share = self.safety * max(0.0, room)
-        if share < self.floor:
-            # The floor only where it leads back under the target: not when the estimated
-            # abandons (AMD false positives) alone keep the window near it, whatever the pace.
-            fixed = snap.estimated_abandons / snap.humans_in_window if snap.humans_in_window else 0.0
-            if fixed + self.floor * self.target <= self.taper_start * self.target:
-                share = self.floor
+        if share >= self.floor:
+            self._floor_from = None  # off the floor: the next stay on it is checked afresh
+        elif self._floor_works(snap):
+            share = self.floor
         return self.target * share
+
+    def _floor_works(self, snap: PacingSnapshot) -> bool:
+        """Whether the floor leads back under the target. Not when the estimated abandons (AMD
+        false positives) alone keep the window near it, whatever the pace; and not once the
+        people reached since this stay on the floor began have been abandoned at the target's
+        rate or more (at least `_FLOOR_CHECK` of them): the model that sets the floor's calls is
+        then wrong, and the pacer is progressive until the window is back under the taper."""
+        humans, abandoned = snap.humans_in_window, snap.abandoned_in_window
+        fixed = snap.estimated_abandons / humans if humans else 0.0
+        if fixed + self.floor * self.target > self.taper_start * self.target:
+            return False
+        start = self._floor_from
+        if start is None or humans < start[0] or abandoned < start[1]:  # new stay, or the
+            self._floor_from = start = (humans, abandoned)  # window moved on (a new day)
+            self._floor_failed = False
+        if not self._floor_failed:
+            lost = abandoned - start[1]
+            self._floor_failed = lost >= _FLOOR_CHECK and lost >= self.target * (humans - start[0])
+        return not self._floor_failed
 
     def decide(self, snap: PacingSnapshot) -> int:
         self.last_theta = 0.0

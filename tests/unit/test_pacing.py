@@ -231,7 +231,7 @@ def test_predictive_at_and_over_the_target_keeps_dialing_ahead_on_its_floor_budg
     pacer = trained_predictive()
     full = pacer.decide(snap(now=LATER, ready=10, humans=1000, abandoned=0))
     at = pacer.decide(snap(now=LATER, ready=10, humans=1000, abandoned=30))
-    over = pacer.decide(snap(now=LATER, ready=10, humans=1000, abandoned=200))
+    over = trained_predictive().decide(snap(now=LATER, ready=10, humans=1000, abandoned=200))
     assert 10 < at == over < full  # ahead of its agents, with less risk than below the taper
     assert pacer.last_theta == pytest.approx(0.12 * 0.03)  # far below the window's rate
 
@@ -252,9 +252,24 @@ def test_predictive_budget_is_the_target_times_safety_tapered_over_the_last_fift
     assert pacer.budget(snap(humans=1000, abandoned=27)) == pytest.approx(0.012)
     assert pacer.budget(snap(humans=1000, abandoned=29)) == pytest.approx(0.024 / 6)  # room 1/6
     assert pacer.budget(snap(humans=1000, abandoned=30)) == pytest.approx(0.03 * 0.12)
-    assert pacer.budget(snap(humans=1000, abandoned=500)) == pytest.approx(0.03 * 0.12)
+    fresh = PredictivePacer(0.03, margin_humans=math.inf, floor=0.12)  # another window
+    assert fresh.budget(snap(humans=1000, abandoned=500)) == pytest.approx(0.03 * 0.12)
     no_floor = PredictivePacer(0.03, margin_humans=math.inf, floor=0.0)
     assert no_floor.budget(snap(humans=1000, abandoned=30)) == 0.0
+
+
+def test_predictive_leaves_its_floor_once_the_people_reached_on_it_are_abandoned_at_the_target_rate(
+        ) -> None:
+    pacer = PredictivePacer(0.03, margin_humans=math.inf, floor=0.12)
+    floor = pytest.approx(0.0036)
+    assert pacer.budget(snap(humans=1000, abandoned=40)) == floor  # a stay on the floor begins
+    assert pacer.budget(snap(humans=1200, abandoned=44)) == floor  # 4 of 200: diluting
+    assert pacer.budget(snap(humans=1300, abandoned=46)) == floor  # 6 of 300: 2 %, still under
+    assert pacer.budget(snap(humans=1350, abandoned=51)) == 0.0  # 11 of 350: the model is wrong
+    assert pacer.budget(snap(humans=1500, abandoned=51)) == 0.0  # progressive for this stay
+    assert pacer.budget(snap(humans=2000, abandoned=30)) > 0.0036  # under the taper again
+    assert pacer.budget(snap(humans=2100, abandoned=63)) == floor  # a new stay, checked afresh
+    assert pacer.budget(snap(humans=100, abandoned=4)) == floor  # the window moved on: afresh
 
 
 def test_predictive_floor_is_a_share_of_the_target_whatever_the_safety() -> None:
