@@ -234,9 +234,8 @@ class CampaignRunner:
     async def start(self, running: bool) -> None:
         await self._recover()
         self._last_leads = self._last_stats = self.clock()
-        await self._refresh_stats()
-        with contextlib.suppress(DialerError):
-            self.post(await self._leads_available(self._last_leads))
+        await self._refresh_stats()  # a store error here fails the start
+        await self._refresh(self._last_leads)  # the lead count (the stats were just read)
         if self._stopped:  # stopped while starting: start nothing that would outlive it
             return
         self.inbox.put_nowait(SetRunning(self.clock(), running))

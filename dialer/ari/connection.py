@@ -151,6 +151,8 @@ class Ari:
         return fut
 
     def _deliver(self, item: AriItem) -> None:
+        if isinstance(item, StreamDisconnected):
+            self._ready = False
         if self._waiters:
             keep = []
             for predicate, fut in self._waiters:
@@ -173,8 +175,6 @@ class Ari:
                 or not self.stream.queue.empty():
             self.stream.queue.put_nowait(item)
             return
-        if isinstance(item, StreamDisconnected):
-            self._ready = False
         self._deliver(item)
 
     async def _dispatch(self) -> None:
@@ -192,8 +192,6 @@ class Ari:
                     if self._first_ready is not None and not self._first_ready.done():
                         self._first_ready.set_result(None)
                     continue
-                if isinstance(item, StreamDisconnected):
-                    self._ready = False
                 self._deliver(item)
             finally:
                 self._dispatching = False  # items still queued keep `_emit` queueing

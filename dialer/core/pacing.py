@@ -986,14 +986,13 @@ class PredictivePacer:
     falls back to the one-horizon model until the estimator has its checkpoints.
     `model` defaults to a fresh `Estimator`; a simulator may pass known parameters.
     The defaults (safety 0.8, taper from 0.8 × target, floor 0.12: 0.36 % at a 3 % target)
-    were chosen on the simulator's grid
-    (docs/PACING_BENCH.md): larger budgets bought abandons, not talk time.
+    were chosen on the simulator's grid (docs/PACING_BENCH.md): larger budgets bought
+    abandons, not talk time.
     """
 
     __slots__ = ("_floor_failed", "_floor_from", "answer_grace", "connect_grace", "exact_limit",
-                 "floor", "last_risk",
-                 "last_theta", "margin_humans", "model", "safety", "taper_start", "target",
-                 "time_resolved", "uncertainty", "warmup_dials")
+                 "floor", "last_risk", "last_theta", "margin_humans", "model", "safety",
+                 "taper_start", "target", "time_resolved", "uncertainty", "warmup_dials")
 
     def __init__(self, target_abandon: float = 0.03, *, model: PacingModel | None = None,
                  warmup_dials: int = 30, safety: float = 0.8, taper_start: float = 0.8,
@@ -1061,7 +1060,8 @@ class PredictivePacer:
         reads the rate plus a margin for the next abandon, ``A / H + 1 / (H + margin_humans)``:
         in a small window (a small team, a new UK day) one abandon is a large step, and the
         measured rate alone would let the pacer run at full budget right up to the target;
-        the margin fades as the window fills (0.3 points at 200 humans, 0.05 at 2,000)."""
+        the margin fades as the window fills (0.3 points at 200 humans, 0.05 at 2,000).
+        Records when a stay on the floor begins, for its check (`_floor_works`)."""
         rate = snap.window_abandon_rate + 1.0 / (snap.humans_in_window + self.margin_humans)
         room = min(1.0, (self.target - rate) / (self.target * (1.0 - self.taper_start)))
         share = self.safety * max(0.0, room)

@@ -249,7 +249,7 @@ def gap(path: Path, sizes: Sequence[tuple[int, float]] = ((20, 4.0), (100, 1.0))
 
 def recovery(path: Path, seeds: Sequence[int] = (1, 2, 3, 4, 5), agents: int = 5,
              live: float = 0.05, talk: float = 60.0, hours: float | None = None) -> Path:
-    """The recovery budget: the shipped pacer (a floor of 0.15 of its budget at and over the
+    """The recovery budget: the shipped pacer (a floor of 12 % of the target at and over the
     target) against the same pacer with none (`floor=0`: progressive there), same seeds. With
     none, a run whose window reaches the target early idles its agents for an hour or more
     while the few people progressive dialing reaches dilute the abandons."""
@@ -263,10 +263,12 @@ def recovery(path: Path, seeds: Sequence[int] = (1, 2, 3, 4, 5), agents: int = 5
     policies = (("predictive", Policy("predictive")),
                 ("no floor (before)", Policy("predictive", options=(("floor", 0.0),))))
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
+    oracle = 0.0
     for (label, policy), color in zip(policies, (COLORS["predictive"], "tab:purple"), strict=True):
         runs = [simulate(s, policy, seed, series=True) for seed in seeds]
         mean = sum(r.talk_min_per_hour for r in runs) / len(runs)
         worst = max(r.abandon for r in runs)
+        oracle = runs[0].oracle
         for i, r in enumerate(runs):
             series = r.series
             assert series is not None
@@ -275,7 +277,7 @@ def recovery(path: Path, seeds: Sequence[int] = (1, 2, 3, 4, 5), agents: int = 5
             a1.plot(series.t, series.talk_min_per_hour, color=color, lw=1, alpha=0.8, label=name)
             a2.plot(series.t, [100 * x for x in series.cumulative_abandon], color=color, lw=1,
                     alpha=0.8)
-    a1.axhline(60 * talk / (talk + 10.0), color="black", ls=":", lw=0.8, label="oracle")
+    a1.axhline(oracle, color="black", ls=":", lw=0.8, label="oracle")
     a1.set_ylabel("talk-min per agent-hour (15 min bins)")
     a1.set_title(f"{agents} agents, {live:.0%} live, {talk:g} s talk: seeds "
                  + ", ".join(str(x) for x in seeds))
