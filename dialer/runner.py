@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
@@ -103,6 +105,7 @@ from dialer.core.escalation import (
 )
 from dialer.core.model import Attempt, AttemptResult, CampaignSpec, Lead
 from dialer.core.outcome import DialOutcome
+from dialer.core.pacing import PredictivePacer
 from dialer.core.retry import after_attempt
 from dialer.errors import AriError, DialerError
 from dialer.escalation_runtime import EscalationRuntime
@@ -117,6 +120,8 @@ TICK = 0.25  # pacing tick (s): a pacing round every TICK, on a fixed grid as in
 LEADS_REFRESH = 2.0  # how often the dialable-lead count is re-read (s)
 MATCH_SCAN = 1000  # matching: leads scanned (in claim order) to count and claim by group
 STATS_REFRESH = 30.0  # how often the abandon window is re-read (s)
+PACER_SAVE = 60.0  # how often the predictive pacer's estimates are saved (s)
+PACER_STATE_MAX_AGE = 7 * 86400.0  # saved estimates older than this are not taken up (s)
 WINDOW_30_DAYS = 30 * 86400.0
 UK_DAY = 86400.0  # seconds
 
@@ -208,7 +213,7 @@ class CampaignRunner:
         self._round_timer: asyncio.TimerHandle | None = None
         self._refreshing = False  # a lead-count / abandon-stats refresh is in flight
         self._stopped = False
-        self._last_leads = self._last_stats = 0.0
+        self._last_leads = self._last_stats = self._last_pacer_save = 0.0
         # Batches of records (and the commands that wait for them) for the writer task.
         self._outbox: asyncio.Queue[tuple[_Writes, list[Command]]] = asyncio.Queue()
         self.write_linger = WRITE_LINGER  # (s) see WRITE_LINGER; 0 writes each batch at once
@@ -233,7 +238,8 @@ class CampaignRunner:
     # ------------------------------------------------------------------------ lifecycle
     async def start(self, running: bool) -> None:
         await self._recover()
-        self._last_leads = self._last_stats = self.clock()
+        await self._load_pacer()
+        self._last_leads = self._last_stats = self._last_pacer_save = self.clock()
         await self._refresh_stats()  # a store error here fails the start
         await self._refresh(self._last_leads)  # the lead count (the stats were just read)
         if self._stopped:  # stopped while starting: start nothing that would outlive it
@@ -251,6 +257,8 @@ class CampaignRunner:
             self._round_timer = None
         if self._main is not None:
             await cancel_task(self._main)
+            with contextlib.suppress(TimeoutError):  # what the pacer learnt, for the next start
+                await asyncio.wait_for(self._save_pacer(), 5)
         if self._writer is not None:  # let the records already decided reach the store
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.settle(), 5)
@@ -302,8 +310,61 @@ class CampaignRunner:
                 self._last_stats = now
                 with contextlib.suppress(DialerError):
                     await self._refresh_stats()
+            if now - self._last_pacer_save >= PACER_SAVE:
+                self._last_pacer_save = now
+                await self._save_pacer()
         finally:
             self._refreshing = False
+
+    async def _save_pacer(self) -> None:
+        """Save the predictive pacer's online estimates (`PredictivePacer.export_state`), so a
+        restarted process, or tomorrow's start, does not learn the campaign from scratch. A
+        store error is logged: the next save tries again."""
+        pacer = self.engine.pacer
+        state = pacer.export_state() if isinstance(pacer, PredictivePacer) else None
+        if state is None:
+            return
+        text = json.dumps({"saved_at": self.clock(), "pacer": state}, separators=(",", ":"))
+        try:
+            await self.store.save_pacer_state(self.spec.id, text)
+        except DialerError as exc:
+            log.warning("campaign %s: saving the pacer's estimates failed: %s", self.spec.id, exc)
+
+    async def _load_pacer(self) -> None:
+        """Start the predictive pacer from its saved estimates (up to PACER_STATE_MAX_AGE old;
+        `Estimator.restore_state` trusts the saved answer rate as a few answers' worth). Saved
+        estimates that cannot be read are logged and left alone: the pacer starts afresh."""
+        pacer = self.engine.pacer
+        if not isinstance(pacer, PredictivePacer) or pacer.export_state() is None:
+            return
+        try:
+            text = await self.store.load_pacer_state(self.spec.id)
+        except DialerError as exc:
+            log.warning("campaign %s: the pacer's saved estimates could not be read (%s); it "
+                        "starts afresh", self.spec.id, exc)
+            return
+        if text is None:
+            return
+        try:
+            saved = json.loads(text)
+            if not isinstance(saved, dict):
+                raise ValueError("not a JSON object")
+            saved_at = saved.get("saved_at")
+            if isinstance(saved_at, bool) or not isinstance(saved_at, int | float) \
+                    or not math.isfinite(saved_at):
+                raise ValueError(f"saved_at must be a time, not {saved_at!r}")
+            age = self.clock() - saved_at
+            if age > PACER_STATE_MAX_AGE:
+                log.info("campaign %s: the pacer's saved estimates are %.1f days old; it starts "
+                         "afresh", self.spec.id, age / 86400.0)
+                return
+            pacer.restore_state(saved.get("pacer"))
+        except ValueError as exc:  # json.JSONDecodeError is one
+            log.warning("campaign %s: the pacer's saved estimates are not usable (%s); it "
+                        "starts afresh", self.spec.id, exc)
+            return
+        log.info("campaign %s: the pacer starts from its estimates saved %.0f s ago",
+                 self.spec.id, max(0.0, age))
 
     async def _refresh_stats(self) -> None:
         now = self.clock()

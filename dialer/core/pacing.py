@@ -70,6 +70,7 @@ from typing import Protocol, assert_never, runtime_checkable
 from dialer.core.model import DialMode
 
 __all__ = [
+    "STATE_VERSION",
     "AgentlessPacer",
     "Estimator",
     "Pacer",
@@ -404,6 +405,17 @@ class _Durations:
     def __len__(self) -> int:
         return len(self._order)
 
+    def samples(self) -> list[float]:
+        """The durations kept, oldest first."""
+        return list(self._order)
+
+    def replace(self, samples: list[float]) -> None:
+        """Keep `samples` (oldest first; the last `size` of them) instead."""
+        self._order = deque(max(0.0, x) for x in samples[-self.size:])
+        self._sorted = sorted(self._order)
+        self._sum = math.fsum(self._sorted)
+        self._since_fsum = 0
+
     def add(self, x: float) -> None:
         x = max(0.0, x)
         if len(self._order) >= self.size:
@@ -550,6 +562,14 @@ class _RingOutcomes:
         insort(self.answered if answered else self.unanswered, x)
         self._fresh += 1
 
+    def replace(self, outcomes: list[tuple[float, bool]]) -> None:
+        """Keep `outcomes` (oldest first; the last `size` of them) instead; the table is
+        rebuilt at its next use."""
+        self.order = deque(outcomes[-self.size:])
+        self.answered = sorted(x for x, a in self.order if a)
+        self.unanswered = sorted(x for x, a in self.order if not a)
+        self._fresh = max(1, len(self.order))
+
     def table(self) -> list[float]:
         """ρ at 0, step, 2·step, … up to the longest outcome seen (then flat)."""
         if (self._fresh and self._fresh * 20 >= len(self.order)) or self._fresh >= 64:
@@ -607,6 +627,67 @@ _MIN_ANSWERS = 20  # answered outcomes before the time-resolved model has checkp
 # (Quantiles of the ring times alone were tried first: they start at ~6 s and miss the calls
 # in flight answering in the next few seconds, which took agents the model counted free.)
 _CHECKPOINTS = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 12.0, 14.0, 17.0, 20.0)
+# The layout of `Estimator.export_state`; a state of another version is refused (started cold).
+STATE_VERSION = 1
+_STATE_ROWS = 100_000  # most rows a state's list may hold (the estimator keeps ~2,000)
+
+
+def _state_number(state: dict[str, object], key: str, lo: float, hi: float) -> float:
+    value = state.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not lo <= value <= hi:  # also refuses NaN
+        raise ValueError(f"pacer state: {key} must be a number in [{lo:g}, {hi:g}], "
+                         f"not {value!r}")
+    return float(value)
+
+
+def _state_int(state: dict[str, object], key: str) -> int:
+    value = state.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"pacer state: {key} must be a whole number >= 0, not {value!r}")
+    return value
+
+
+def _state_rows(state: dict[str, object], key: str, width: int) -> list[tuple[float, ...]]:
+    """A list of `width`-number rows (a bare number each when width is 1), each number finite;
+    with width > 1 the last one is 0 or 1 (answered or not). Durations must be >= 0: the
+    number of a 1-wide row, the first of a 2-wide one, the middle of a 3-wide one (the first
+    there is a time of day)."""
+    rows = state.get(key)
+    if not isinstance(rows, list) or len(rows) > _STATE_ROWS:
+        raise ValueError(f"pacer state: {key} must be a list of at most {_STATE_ROWS} rows")
+    out: list[tuple[float, ...]] = []
+    for i, row in enumerate(rows):
+        cells = row if width > 1 else [row]
+        if not isinstance(cells, list) or len(cells) != width or not all(
+                not isinstance(x, bool) and isinstance(x, int | float) and math.isfinite(x)
+                for x in cells):
+            raise ValueError(f"pacer state: {key}[{i}] must be {width} finite number(s), "
+                             f"not {row!r}")
+        values = tuple(float(x) for x in cells)
+        times = values[1:-1] if width > 2 else values[:1]
+        if (width > 1 and values[-1] not in (0.0, 1.0)) or min(times, default=0.0) < 0:
+            raise ValueError(f"pacer state: {key}[{i}] is out of range: {row!r}")
+        out.append(values)
+    return out
+
+
+def _state_numbers(state: dict[str, object], key: str) -> list[float]:
+    return [row[0] for row in _state_rows(state, key, 1)]
+
+
+def _state_ewma(state: dict[str, object], key: str) -> tuple[float, float, float]:
+    """(value, weight, memory) of a rate or mean kept by `_Ewma`."""
+    row = state.get(key)
+    if not isinstance(row, list) or len(row) != 3 or not all(
+            not isinstance(x, bool) and isinstance(x, int | float) and math.isfinite(x) and x >= 0
+            for x in row) or row[1] < 0:
+        raise ValueError(f"pacer state: {key} must be [value, weight, memory], 3 numbers >= 0, "
+                         f"not {row!r}")
+    value = float(row[0])
+    if key != "ring" and value > 1.0:
+        raise ValueError(f"pacer state: {key} is a rate, not {value!r}")
+    return value, float(row[1]), float(row[2])
 
 
 class PacingModel(Protocol):
@@ -774,6 +855,69 @@ class Estimator:
 
     def observe_abandon(self) -> None:
         self.abandons += 1
+
+    def export_state(self) -> dict[str, object]:
+        """What the estimator has learnt, as JSON-able data (a few tens of kilobytes), to carry
+        it over a restart or into the next day (`restore_state`). Outcomes not yet folded in
+        (`advance`) go with it, stamped with their origination times."""
+        def ewma(e: _Ewma) -> list[float]:
+            return [e.value, e.weight, float(e.memory)]
+        return {
+            "version": STATE_VERSION,
+            "dials": self.dials,
+            "abandons": self.abandons,
+            "maturity": self.maturity,
+            "answered": ewma(self._answered),
+            "human": ewma(self._human),
+            "ring": ewma(self._ring),
+            "talk": [round(x, 3) for x in self._talk.samples()],
+            "wrap": [round(x, 3) for x in self._wrap.samples()],
+            "outcomes": [[round(x, 3), int(a)] for x, a in self._outcomes.order],
+            "pending": [[o, round(r, 3), int(a)] for o, _, r, a in sorted(self._pending)],
+        }
+
+    def restore_state(self, state: object, *, trust_answers: float = 25.0) -> None:
+        """Take up what `export_state` gave (this estimator's settings are kept). The rates are
+        trusted as `trust_answers` answered calls' worth at most (their weights capped): a
+        campaign's answer rate moves with the hour and the list, so a restored one is a
+        starting point that the day's first dials soon outweigh, and its standard error
+        (`p_live_error`) says how little it rests on. The durations and ring outcomes are
+        taken whole. Raises ValueError, leaving the estimator as it was, on anything that is
+        not such a state."""
+        if not trust_answers > 0:
+            raise ValueError(f"trust_answers must be positive, not {trust_answers!r}")
+        if not isinstance(state, dict):
+            raise ValueError("pacer state: not a JSON object")
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"pacer state: version {state.get('version')!r}, "
+                             f"this dialer reads {STATE_VERSION}")
+        dials = _state_int(state, "dials")
+        abandons = _state_int(state, "abandons")
+        maturity = _state_number(state, "maturity", 0.0, 3600.0)
+        answered, human, ring = (_state_ewma(state, k) for k in ("answered", "human", "ring"))
+        talk, wrap = (_state_numbers(state, k) for k in ("talk", "wrap"))
+        outcomes = [(x, bool(a)) for x, a in _state_rows(state, "outcomes", 2)]
+        pending = [(o, r, bool(a)) for o, r, a in _state_rows(state, "pending", 3)]
+        p_answer = max(answered[0], 1e-3)
+        answers_cap = trust_answers / p_answer  # dials holding that many answers
+        self._answered.value = answered[0]
+        self._answered.weight = min(answered[1], answers_cap, float(self._answered.memory))
+        if self.answers_in_memory:
+            wanted = self.answers_in_memory / p_answer
+            self._answered.memory = int(min(self.max_memory, max(self.base_memory, wanted)))
+        for est, (value, weight, _) in ((self._human, human), (self._ring, ring)):
+            est.value = value
+            est.weight = min(weight, trust_answers, float(est.memory))
+        self._talk.replace(talk)
+        self._wrap.replace(wrap)
+        self._outcomes.replace(outcomes)
+        self._pending = []
+        for originated, ring_s, was_answered in pending:
+            self._seq += 1
+            heappush(self._pending, (originated, self._seq, ring_s, was_answered))
+        self.maturity = max(self.maturity, maturity)
+        self.dials = dials
+        self.abandons = abandons
 
     @property
     def p_answer(self) -> float:
@@ -1046,6 +1190,18 @@ class PredictivePacer:
 
     def observe_abandon(self) -> None:
         self.model.observe_abandon()
+
+    def export_state(self) -> dict[str, object] | None:
+        """The online estimates (`Estimator.export_state`), to keep across a restart; None
+        when the model is not an `Estimator` (a simulator's known parameters)."""
+        return self.model.export_state() if isinstance(self.model, Estimator) else None
+
+    def restore_state(self, state: object) -> None:
+        """Start from estimates `export_state` gave (`Estimator.restore_state`); ValueError on
+        a malformed state, or when the model is not an `Estimator`."""
+        if not isinstance(self.model, Estimator):
+            raise ValueError("this pacer's model keeps no state")
+        self.model.restore_state(state)
 
     def budget(self, snap: PacingSnapshot) -> float:
         """Expected abandon rate allowed for the calls in flight: the target × safety, tapered

@@ -30,7 +30,7 @@ from pathlib import Path
 from dialer.sim.metrics import RunResult
 from dialer.sim.policy import Policy, parse
 from dialer.sim.scenario import Scenario, grid, scale, specials
-from dialer.sim.simulator import simulate
+from dialer.sim.simulator import simulate, simulate_warm
 
 CEILING = 0.03
 SWEEP_STEPS = 5
@@ -305,7 +305,13 @@ def cmd_scenario(args: argparse.Namespace) -> int:
     if args.days:
         s = replace(s, days=args.days)
     for text in args.policy or ["predictive"]:
-        runs = sweep(s, args.seed) if text == "sweep" else [simulate(s, parse(text), args.seed)]
+        if args.warm and text != "sweep":
+            try:
+                runs = [simulate_warm(s, parse(text), args.seed)]
+            except ValueError as exc:
+                raise SystemExit(f"--warm: {exc}") from None
+        else:
+            runs = sweep(s, args.seed) if text == "sweep" else [simulate(s, parse(text), args.seed)]
         for r in runs:
             print(_line(r))
     return 0
@@ -347,6 +353,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--hours", type=float)
     s.add_argument("--days", type=int)
+    s.add_argument("--warm", action="store_true",
+                   help="predictive pacers start from the estimates of the same scenario run on "
+                        "seed + 1000, as a restarted dialer starts from those it saved in Redis")
     s.set_defaults(func=cmd_scenario)
     c = sub.add_parser("scale", help="one large run, to measure the simulator's speed")
     c.add_argument("--agents", type=int, default=10_000)

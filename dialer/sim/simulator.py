@@ -38,6 +38,7 @@ its own with its own leads, since the core has no agent-lead matching).
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
@@ -95,7 +96,7 @@ from dialer.core.campaign import (
 )
 from dialer.core.model import CampaignSpec, Lead, LeadState, RetryRules, SafeHarbor
 from dialer.core.outcome import DialOutcome
-from dialer.core.pacing import Pacer
+from dialer.core.pacing import Pacer, PredictivePacer
 from dialer.core.window import in_window, parse_hhmm
 from dialer.sim.metrics import (
     BIN,
@@ -691,3 +692,35 @@ class Simulator:
 
 def simulate(scenario: Scenario, policy: Policy, seed: int = 1, **kw: Any) -> RunResult:
     return Simulator(scenario, policy, seed, **kw).run()
+
+
+WARM_SEED_OFFSET = 1000  # the warm run's "yesterday" is the same scenario on seed + this
+
+
+def simulate_warm(scenario: Scenario, policy: Policy, seed: int = 1, **kw: Any) -> RunResult:
+    """A run whose predictive pacers start from what they learnt "yesterday": the same
+    scenario on seed + WARM_SEED_OFFSET (other customers, other draws), its pacers' estimates
+    exported at the end and passed through JSON, as the runtime keeps them in Redis
+    (`CampaignRunner._save_pacer` / `_load_pacer`, `PredictivePacer.restore_state`).
+    Yesterday's abandons are not carried: the window starts empty as in a cold run.
+    ValueError for a policy whose pacer keeps no estimates."""
+    learnt: dict[str, Pacer] = {}
+
+    def remember(spec: CampaignSpec) -> Pacer:
+        pacer = learnt[spec.id] = policy.pacer(spec, scenario.customers.live_mean)
+        if not isinstance(pacer, PredictivePacer) or pacer.export_state() is None:
+            raise ValueError(f"policy {policy.label!r} keeps no estimates to start warm from")
+        return pacer
+
+    Simulator(scenario, policy, seed + WARM_SEED_OFFSET, pacer_factory=remember).run()
+    saved = {cid: json.loads(json.dumps(p.export_state())) for cid, p in learnt.items()
+             if isinstance(p, PredictivePacer)}
+
+    def restore(spec: CampaignSpec) -> Pacer:
+        pacer = policy.pacer(spec, scenario.customers.live_mean)
+        assert isinstance(pacer, PredictivePacer)
+        pacer.restore_state(saved[spec.id])
+        return pacer
+
+    result = Simulator(scenario, policy, seed, pacer_factory=restore, **kw).run()
+    return replace(result, policy=f"{result.policy} (warm)")

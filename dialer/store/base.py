@@ -99,6 +99,13 @@ class Store(Protocol):
     async def running_campaigns(self) -> list[str]:
         """Ids of the campaigns whose status is "running", sorted."""
 
+    async def save_pacer_state(self, campaign_id: str, state: str) -> None:
+        """Keep the campaign's pacer estimates (JSON text, `dialer.core.pacing`), replacing
+        the last; they carry its learning over a restart."""
+
+    async def load_pacer_state(self, campaign_id: str) -> str | None:
+        """The pacer estimates last saved for the campaign, or None."""
+
     # leads
     async def add_leads(self, campaign_id: str, leads: Sequence[Lead]) -> tuple[int, int]:
         """Store leads; returns (added, merged). See the module docstring for merging."""

@@ -11,6 +11,9 @@ key (after the prefix)           type    contents
 ``campaigns``                    SET     ids of every saved campaign
 ``campaign:{cid}``               STRING  the CampaignSpec as JSON (`dialer.store.codec`)
 ``status:{cid}``                 STRING  created | running | paused | stopped
+``pacer:{cid}``                  STRING  the predictive pacer's online estimates as JSON
+                                         (``{"saved_at": ..., "pacer": ...}``, written by the
+                                         campaign runner every minute and when it stops)
 ``leads:{cid}``                  ZSET    every lead id of the campaign, score 0 (so id order)
 ``state:{state}:{cid}``          ZSET    lead ids in that LeadState, score 0; ``in_progress``
                                          holds exactly the leads with an ``in_flight`` key
@@ -73,6 +76,9 @@ class Keys:
 
     def status(self, campaign_id: str) -> str:
         return f"{self.prefix}status:{campaign_id}"
+
+    def pacer(self, campaign_id: str) -> str:
+        return f"{self.prefix}pacer:{campaign_id}"
 
     # lead indexes
     def leads(self, campaign_id: str) -> str:

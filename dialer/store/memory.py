@@ -63,6 +63,7 @@ class MemoryData:
 
     campaigns: dict[str, CampaignSpec] = field(default_factory=dict)
     status: dict[str, str] = field(default_factory=dict)
+    pacer: dict[str, str] = field(default_factory=dict)  # campaign id -> pacer state (JSON)
     leads: dict[str, Lead] = field(default_factory=dict)
     campaign_leads: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     by_state: defaultdict[tuple[str, LeadState], set[str]] = field(
@@ -112,6 +113,12 @@ class MemoryStore:
 
     async def get_campaign_status(self, campaign_id: str) -> str | None:
         return self.data.status.get(campaign_id)
+
+    async def save_pacer_state(self, campaign_id: str, state: str) -> None:
+        self.data.pacer[campaign_id] = state
+
+    async def load_pacer_state(self, campaign_id: str) -> str | None:
+        return self.data.pacer.get(campaign_id)
 
     async def running_campaigns(self) -> list[str]:
         return sorted(cid for cid, status in self.data.status.items() if status == "running")

@@ -357,6 +357,18 @@ class RedisStore:
             raise StoreCorrupt(key, f"unknown campaign status {status!r}")
         return status
 
+    async def save_pacer_state(self, campaign_id: str, state: str) -> None:
+        try:
+            await self.redis.set(self.keys.pacer(campaign_id), state)
+        except (RedisError, OSError) as exc:  # the runner logs it and saves again later
+            raise StoreUnavailable(f"saving the pacer state failed: {exc}") from None
+
+    async def load_pacer_state(self, campaign_id: str) -> str | None:
+        try:
+            return _opt_text(await self.redis.get(self.keys.pacer(campaign_id)))
+        except (RedisError, OSError) as exc:  # the runner logs it and starts the pacer afresh
+            raise StoreUnavailable(f"reading the pacer state failed: {exc}") from None
+
     async def running_campaigns(self) -> list[str]:
         ids = sorted(_texts(await self.redis.smembers(self.keys.campaigns())))
         if not ids:

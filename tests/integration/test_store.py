@@ -165,6 +165,18 @@ async def test_saved_campaign_reads_back_equal_and_starts_created(store: Store) 
     assert await store.get_campaign_status("nope") is None
 
 
+async def test_pacer_estimates_read_back_as_saved_last_and_are_shared_with_a_restarted_store(
+        backend: Backend) -> None:
+    first = await backend.open()
+    assert await first.load_pacer_state(CID) is None
+    await first.save_pacer_state(CID, '{"saved_at": 1, "pacer": {}}')
+    await first.save_pacer_state(CID, '{"saved_at": 2, "pacer": {"dials": 5}}')
+    await first.save_pacer_state("other", "{}")
+    restarted = await backend.open()
+    assert await restarted.load_pacer_state(CID) == '{"saved_at": 2, "pacer": {"dials": 5}}'
+    assert await restarted.load_pacer_state("other") == "{}"
+
+
 async def test_saving_a_campaign_again_replaces_it_but_keeps_its_status(store: Store) -> None:
     await store.save_campaign(spec())
     await store.set_campaign_status(CID, "paused")

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -510,6 +512,98 @@ def test_estimator_live_rate_is_answer_rate_times_human_rate() -> None:
             est.observe_human(i < 2)
     est.advance(LATER)
     assert est.p_live == pytest.approx(0.5 * 0.4)
+
+
+# --- the estimator's state, kept over a restart ---------------------------------------------
+
+
+def roundtrip(state: object) -> object:
+    return json.loads(json.dumps(state))
+
+
+def test_a_restored_pacer_decides_as_the_one_it_was_saved_from() -> None:
+    saved = trained_predictive()
+    restored = PredictivePacer()
+    restored.restore_state(roundtrip(saved.export_state()))
+    s = snap(now=LATER, ready=4, busy=(30.0, 80.0, 100.0), wrapping=(5.0,), ringing=3)
+    assert restored.decide(s) == saved.decide(s)
+    assert restored.decide(s) > ProgressivePacer().decide(s)  # no warm-up to wait through
+    assert isinstance(restored.model, Estimator)
+    assert isinstance(saved.model, Estimator)
+    assert restored.model.p_live == pytest.approx(saved.model.p_live)
+    assert restored.model.talk_mean == pytest.approx(saved.model.talk_mean)
+    assert restored.model.dials == saved.model.dials == 200
+
+
+def test_a_restored_answer_rate_is_trusted_as_a_few_answers_worth_and_soon_outweighed() -> None:
+    old = Estimator()
+    for i in range(2000):  # a long day at 15 % answer
+        old.advance(i * 0.5)
+        old.observe_dial(12.0 if i % 20 < 3 else 25.0, i % 20 < 3, originated_at=i * 0.5)
+    old.advance(LATER)
+    new = Estimator()
+    new.restore_state(roundtrip(old.export_state()), trust_answers=25.0)
+    assert new.p_answer == pytest.approx(old.p_answer)
+    assert new.p_live_error > 1.5 * old.p_live_error  # it rests on 25 answers, not ~100
+    for i in range(400):  # today the list answers at 30 %
+        new.observe_dial(12.0 if i % 10 < 3 else 25.0, i % 10 < 3, originated_at=LATER + i * 0.5)
+        old.observe_dial(12.0 if i % 10 < 3 else 25.0, i % 10 < 3, originated_at=LATER + i * 0.5)
+    new.advance(2 * LATER)
+    old.advance(2 * LATER)
+    assert new.p_answer > 0.25  # most of the way to 30 %
+    assert old.p_answer < 0.22  # had it been trusted whole
+
+
+def test_outcomes_not_yet_counted_are_kept_with_their_origination_times() -> None:
+    old = Estimator(maturity=35.0)
+    old.advance(100.0)
+    for _ in range(4):
+        old.observe_dial(12.0, True, originated_at=90.0)
+    new = Estimator(maturity=35.0)
+    new.restore_state(roundtrip(old.export_state()))
+    new.advance(120.0)
+    assert new.dials == 0
+    new.advance(125.0)
+    assert new.dials == 4
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"version": 99}, "version 99"),
+    ({"dials": -1}, "dials"),
+    ({"dials": 1.5}, "dials"),
+    ({"maturity": float("nan")}, "maturity"),
+    ({"answered": [1.5, 10, 200]}, "answered is a rate"),
+    ({"human": [0.5, 10]}, "human must be"),
+    ({"talk": [60.0, -1.0]}, "talk[1]"),
+    ({"talk": ["60"]}, "talk[0]"),
+    ({"outcomes": [[12.0, 2]]}, "outcomes[0]"),
+    ({"outcomes": [[12.0, True]]}, "outcomes[0]"),
+    ({"pending": [[100.0, 12.0]]}, "pending[0]"),
+    ({"pending": "none"}, "pending must be a list"),
+])
+def test_a_malformed_state_is_refused_with_what_is_wrong_and_the_estimates_are_kept(
+        change: dict[str, object], message: str) -> None:
+    saved = trained_predictive()
+    state = roundtrip(saved.export_state())
+    assert isinstance(state, dict)
+    pacer = trained_predictive()
+    assert isinstance(pacer.model, Estimator)
+    before = (pacer.model.p_live, pacer.model.talk_mean, pacer.model.dials)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        pacer.restore_state({**state, **change})
+    assert (pacer.model.p_live, pacer.model.talk_mean, pacer.model.dials) == before
+
+
+def test_a_state_that_is_not_an_object_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a JSON object"):
+        PredictivePacer().restore_state([1, 2, 3])
+
+
+def test_a_pacer_with_known_parameters_has_no_state_to_keep() -> None:
+    pacer = PredictivePacer(model=FixedModel(p_live=0.15, q=0.5))
+    assert pacer.export_state() is None
+    with pytest.raises(ValueError, match="keeps no state"):
+        pacer.restore_state(trained_predictive().export_state())
 
 
 # --- the model-based decision against a brute-force enumeration ----------------------------

@@ -19,7 +19,7 @@ from dialer.sim import simulator as sim_module
 from dialer.sim.metrics import Ledger, percentile, rolling_worst, worst_rate
 from dialer.sim.policy import POLICIES, Policy, parse
 from dialer.sim.scenario import DRIFT, Carrier, Customers, Scenario, Staff, cell
-from dialer.sim.simulator import Simulator, simulate
+from dialer.sim.simulator import Simulator, simulate, simulate_warm
 
 SIM_DIR = Path(dialer.sim.__file__).parent
 
@@ -198,6 +198,32 @@ def test_a_pacer_factory_gets_the_campaign_spec() -> None:
     r = simulate(small(hours=0.25), Policy("progressive"), seed=1, pacer_factory=factory)
     assert len(seen) == 1
     assert r.dials > 0
+
+
+def test_a_warm_run_starts_its_pacer_from_what_it_learnt_on_another_day(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    restored: list[object] = []
+    restore = PredictivePacer.restore_state
+
+    def spy(self: PredictivePacer, state: object) -> None:
+        restored.append(state)
+        restore(self, state)
+
+    monkeypatch.setattr(PredictivePacer, "restore_state", spy)
+    s = small(agents=20, live=0.15, hours=0.25)
+    warm = simulate_warm(s, Policy("predictive"), seed=3)
+    assert len(restored) == 1
+    assert isinstance(restored[0], dict)
+    assert restored[0]["dials"] > 30  # past the warm-up: no progressive start
+    assert warm.policy == "predictive (warm)"
+    assert warm.summary()[3:] != simulate(s, Policy("predictive"), seed=3).summary()[3:]
+    assert warm.abandon_30d <= 0.03
+    assert simulate_warm(s, Policy("predictive"), seed=3).summary() == warm.summary()
+
+
+def test_a_policy_without_estimates_cannot_start_warm() -> None:
+    with pytest.raises(ValueError, match="keeps no estimates"):
+        simulate_warm(small(hours=0.1), Policy("progressive"), seed=1)
 
 
 # --- metrics -------------------------------------------------------------------------------

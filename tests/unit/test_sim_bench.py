@@ -64,6 +64,15 @@ def test_scenario_command_prints_one_line_per_run(capsys: pytest.CaptureFixture[
     assert "power 1.5" in out[1]
 
 
+def test_scenario_command_starts_the_pacer_warm_on_request(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scenario", "a5-l30-t60", "--hours", "0.1", "--warm"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1
+    assert "predictive (warm)" in out[0]
+    with pytest.raises(SystemExit, match="--warm: policy 'progressive' keeps no estimates"):
+        main(["scenario", "a5-l30-t60", "--hours", "0.1", "--warm", "--policy", "progressive"])
+
+
 def test_plots_are_written(tmp_path: Path) -> None:
     from dialer.sim.plots import draw_all  # matplotlib: the `bench` extra, in `dev` too
 
