@@ -105,7 +105,7 @@ from dialer.core.escalation import (
 )
 from dialer.core.model import Attempt, AttemptResult, CampaignSpec, Lead
 from dialer.core.outcome import DialOutcome
-from dialer.core.pacing import PredictivePacer
+from dialer.core.pacing import Estimator, PredictivePacer
 from dialer.core.retry import after_attempt
 from dialer.errors import AriError, DialerError
 from dialer.escalation_runtime import EscalationRuntime
@@ -214,6 +214,7 @@ class CampaignRunner:
         self._refreshing = False  # a lead-count / abandon-stats refresh is in flight
         self._stopped = False
         self._last_leads = self._last_stats = self._last_pacer_save = 0.0
+        self._told_refused = False  # logged that the restored answer rate was dropped
         # Batches of records (and the commands that wait for them) for the writer task.
         self._outbox: asyncio.Queue[tuple[_Writes, list[Command]]] = asyncio.Queue()
         self.write_linger = WRITE_LINGER  # (s) see WRITE_LINGER; 0 writes each batch at once
@@ -321,9 +322,13 @@ class CampaignRunner:
         restarted process, or tomorrow's start, does not learn the campaign from scratch. A
         store error is logged: the next save tries again."""
         pacer = self.engine.pacer
-        state = pacer.export_state() if isinstance(pacer, PredictivePacer) else None
-        if state is None:
+        if not isinstance(pacer, PredictivePacer) or not isinstance(pacer.model, Estimator):
             return
+        if pacer.model.restored_refused and not self._told_refused:
+            self._told_refused = True
+            log.info("campaign %s: today's answers do not fit the saved answer rate (a new "
+                     "list?); the pacer dropped it and learns today's", self.spec.id)
+        state = pacer.model.export_state()
         text = json.dumps({"saved_at": self.clock(), "pacer": state}, separators=(",", ":"))
         try:
             await self.store.save_pacer_state(self.spec.id, text)
@@ -335,7 +340,7 @@ class CampaignRunner:
         `Estimator.restore_state` trusts the saved answer rate as a few answers' worth). Saved
         estimates that cannot be read are logged and left alone: the pacer starts afresh."""
         pacer = self.engine.pacer
-        if not isinstance(pacer, PredictivePacer) or pacer.export_state() is None:
+        if not isinstance(pacer, PredictivePacer) or not isinstance(pacer.model, Estimator):
             return
         try:
             text = await self.store.load_pacer_state(self.spec.id)

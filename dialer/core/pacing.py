@@ -44,7 +44,10 @@ agentless pacer, which has no agents by definition. Modes and rules: `design/DIA
   outcomes count only once their whole origination cohort has ended (fast failures arrive
   first, so a ramp-up would look like a low answer rate and trigger over-dialing), and running
   calls enter the residual-time estimate as censored (actuarially: a synchronised start must
-  not look like short calls).
+  not look like short calls). The estimates survive a restart (`Estimator.export_state` /
+  `restore_state`, kept in Redis by the runtime): a restored pacer needs no warm-up, takes the
+  saved answer rate as twice what it was until today's first outcomes fit it, and drops it
+  if they do not (a new list).
 * predictive, time-resolved (opt-in, ``time_resolved=True``; measured, not better, so not the
   default: docs/PACING_BENCH.md). Instead of one horizon, checkpoints t every second up to
   10 s, then sparser, up to the longest answer time seen: the live answers due by t (each call
@@ -629,6 +632,7 @@ _MIN_ANSWERS = 20  # answered outcomes before the time-resolved model has checkp
 _CHECKPOINTS = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 12.0, 14.0, 17.0, 20.0)
 # The layout of `Estimator.export_state`; a state of another version is refused (started cold).
 STATE_VERSION = 1
+_RESTORE_CHECK = 30  # today's dials before a restored answer rate is checked against them
 _STATE_ROWS = 100_000  # most rows a state's list may hold (the estimator keeps ~2,000)
 
 
@@ -775,19 +779,23 @@ class Estimator:
     `observe_dial`; without it an outcome is stamped ``latest now − ring_seconds``, up to one
     pacing tick early (`advance`, called by the pacer with each snapshot, keeps that clock)."""
 
-    __slots__ = ("_answered", "_clock", "_human", "_outcomes", "_pending", "_ring", "_seq", "_talk",
-                 "_wrap", "abandons", "answers_in_memory", "base_memory", "dials", "maturity",
-                 "max_memory", "ring_age", "wrap_points")
+    __slots__ = ("_answered", "_clock", "_human", "_old_seq", "_outcomes", "_pending", "_prior",
+                 "_restored", "_ring", "_seq", "_talk", "_wrap", "abandons", "answers_in_memory",
+                 "base_memory", "dials", "maturity", "max_memory", "restore_doubt",
+                 "restored_dials", "restored_refused", "ring_age", "wrap_points")
 
     def __init__(self, *, memory: int = 200, samples: int = 200, prior_answer: float = 1.0,
                  prior_human: float = 1.0, prior_ring: float = 10.0, prior_talk: float = 120.0,
                  prior_wrap: float = 15.0, prior_weight: float = 5.0, maturity: float = 35.0,
                  ring_samples: int = 2000, ring_age: bool = True, wrap_points: int = 3,
-                 answers_in_memory: int = 100, max_memory: int = 5000) -> None:
+                 answers_in_memory: int = 100, max_memory: int = 5000,
+                 restore_doubt: float = 2.0) -> None:
         if memory < 1 or samples < 1 or ring_samples < 1:
             raise ValueError("memory, samples and ring_samples must be >= 1")
         if wrap_points < 0:
             raise ValueError(f"wrap_points must be >= 0, not {wrap_points}")
+        if not restore_doubt >= 1:
+            raise ValueError(f"restore_doubt must be >= 1, not {restore_doubt!r}")
         # Ablation switches (docs/PACING_BENCH.md): `ring_age` False counts every ringing call as
         # fresh; `wrap_points` 0 takes the wrap-up ahead of a talking agent as its mean and
         # leaves calls still running inside the look-ahead out of the residual-time estimate.
@@ -809,8 +817,18 @@ class Estimator:
         self._seq = 0
         self._clock = -math.inf
         self.maturity = maturity
-        self.dials = 0  # dial outcomes folded into the estimates
+        self.dials = 0  # dial outcomes folded into the estimates (since start or restore)
         self.abandons = 0
+        self._prior = (prior_answer, prior_weight)
+        # After `restore_state`: the restored answer rate and weight, and today's dials and
+        # answers so far, until today's outcomes have outweighed it (`_check_restored`).
+        self._restored: tuple[float, float, int, int] | None = None
+        self._old_seq = 0  # outcomes up to this sequence number were restored, not today's
+        self.restored_dials = 0  # the dials the restored estimates rested on
+        # A restored answer rate is taken as this many times higher until today's first
+        # outcomes fit it (`p_answer`): a new list answering more would flood the agents.
+        self.restore_doubt = restore_doubt
+        self.restored_refused = False  # today's answers did not fit the restored rate
 
     def advance(self, now: float) -> None:
         """Move the estimator's clock; fold in the outcomes of calls placed before now − maturity."""
@@ -819,19 +837,25 @@ class Estimator:
         horizon = now - self.maturity
         if not pending or pending[0][0] > horizon:
             return
-        count = answered = 0
+        count = answered = new = new_answered = 0
         ring_sum = 0.0
         outcomes = self._outcomes
+        old_seq = self._old_seq
         while pending and pending[0][0] <= horizon:
-            _, _, ring, was_answered = heappop(pending)
+            _, seq, ring, was_answered = heappop(pending)
             outcomes.add(ring, was_answered)
             count += 1
+            if seq > old_seq:
+                new += 1
+                new_answered += was_answered
             if was_answered:
                 answered += 1
                 ring_sum += ring
         self.dials += count
         self._answered.add_group(float(answered), count)
         self._ring.add_group(ring_sum, answered)
+        if self._restored is not None and new:
+            self._check_restored(new, new_answered)
         if self.answers_in_memory:
             wanted = self.answers_in_memory / max(self._answered.value, 1e-3)
             self._answered.memory = int(min(self.max_memory, max(self.base_memory, wanted)))
@@ -882,8 +906,11 @@ class Estimator:
         campaign's answer rate moves with the hour and the list, so a restored one is a
         starting point that the day's first dials soon outweigh, and its standard error
         (`p_live_error`) says how little it rests on. The durations and ring outcomes are
-        taken whole. Raises ValueError, leaving the estimator as it was, on anything that is
-        not such a state."""
+        taken whole, and the pacer needs no warm-up. Until today's first `_RESTORE_CHECK`
+        outcomes are in, the answer rate is taken as `restore_doubt` times the restored one
+        (`p_answer`); then `_check_restored` drops a restored rate they do not fit (a new
+        list: dialing a 30 % list at yesterday's 5 % would flood the agents). Raises
+        ValueError, leaving the estimator as it was, on anything that is not such a state."""
         if not trust_answers > 0:
             raise ValueError(f"trust_answers must be positive, not {trust_answers!r}")
         if not isinstance(state, dict):
@@ -915,13 +942,45 @@ class Estimator:
         for originated, ring_s, was_answered in pending:
             self._seq += 1
             heappush(self._pending, (originated, self._seq, ring_s, was_answered))
+        self._old_seq = self._seq
         self.maturity = max(self.maturity, maturity)
-        self.dials = dials
+        self.restored_dials = self.dials = dials
         self.abandons = abandons
+        self._restored = (self._answered.value, self._answered.weight, 0, 0)
+        self.restored_refused = False
+
+    def _check_restored(self, dials: int, answers: int) -> None:
+        """Whether today's outcomes fit the restored answer rate p: once `_RESTORE_CHECK`
+        dials are in, n dials with k answers fit while |k − n·p| ≤ 3·sqrt(n·p·(1 − p)) + 1.
+        If not, the restored rate is dropped: the rate becomes today's, shrunk toward the
+        cold prior as at a cold start. Checked until today's dials outnumber the restored
+        rate's weight (it is outweighed by then)."""
+        assert self._restored is not None
+        p, weight, n, k = self._restored
+        n, k = n + dials, k + answers
+        self._restored = (p, weight, n, k)
+        if n < _RESTORE_CHECK:
+            return
+        if abs(k - n * p) > 3.0 * math.sqrt(n * p * (1.0 - p)) + 1.0:
+            prior, prior_weight = self._prior
+            est = self._answered
+            est.value = (prior * prior_weight + k) / (prior_weight + n)
+            est.weight = min(prior_weight + n, float(est.memory))
+            self.restored_refused = True
+            self._restored = None
+        elif n >= weight:
+            self._restored = None
 
     @property
     def p_answer(self) -> float:
-        return self._answered.value
+        """The answer rate the pacer is to assume: the estimate; after `restore_state`,
+        `restore_doubt` times the restored estimate until today's first `_RESTORE_CHECK`
+        outcomes have been checked against it (`_check_restored`)."""
+        p = self._answered.value
+        restored = self._restored
+        if restored is not None and restored[2] < _RESTORE_CHECK:
+            return min(1.0, p * self.restore_doubt)
+        return p
 
     @property
     def p_human(self) -> float:
@@ -929,7 +988,7 @@ class Estimator:
 
     @property
     def p_live(self) -> float:
-        return self._answered.value * self._human.value
+        return self.p_answer * self._human.value
 
     @property
     def ring_time(self) -> float:
@@ -1018,7 +1077,7 @@ class Estimator:
         marks, arrive = outcomes.arrivals()
         table = outcomes.ratio
         p_h = self._human.value
-        p_a = self._answered.value
+        p_a = self.p_answer
         live = p_a * p_h
         rest = 1.0 - p_a
         out: list[tuple[float, int, tuple[float, ...]]] = []
@@ -1043,7 +1102,7 @@ class Estimator:
         counted by bisection on the sorted ages: a 100-agent campaign at 5 % live has ~1,000
         calls ringing, and this runs 4 times a second."""
         p_h = self._human.value
-        p_a = self._answered.value
+        p_a = self.p_answer
         out: list[tuple[float, int]] = []
         if ages and not self.ring_age:
             out.append((p_a * p_h, len(ages)))

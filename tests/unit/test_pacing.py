@@ -144,7 +144,8 @@ def test_make_pacer_passes_ratio_target_and_in_flight_cap() -> None:
     lambda: PredictivePacer(1.0), lambda: PredictivePacer(safety=0.0),
     lambda: VicidialAdaptPacer(max_level=0.5), lambda: RateLimiter(0.0), lambda: RateLimiter(5.0, burst=0.5),
     lambda: AgentlessPacer(-1), lambda: PredictivePacer(answer_grace=-1.0),
-    lambda: PredictivePacer(answer_grace=math.nan),
+    lambda: PredictivePacer(answer_grace=math.nan), lambda: Estimator(restore_doubt=0.5),
+    lambda: Estimator().restore_state({}, trust_answers=0.0),
 ])
 def test_bad_parameters_are_refused(build: Callable[[], object]) -> None:
     with pytest.raises(ValueError, match=r"must|need"):
@@ -521,18 +522,49 @@ def roundtrip(state: object) -> object:
     return json.loads(json.dumps(state))
 
 
-def test_a_restored_pacer_decides_as_the_one_it_was_saved_from() -> None:
+def today(pacer: PredictivePacer | Estimator, dials: int, answered_per_20: int,
+          start: float = LATER) -> None:
+    """Today's first `dials` outcomes, one every 0.5 s from `start`, all matured after."""
+    for i in range(dials):
+        answered = i % 20 < answered_per_20
+        pacer.observe_dial(12.0 if answered else 25.0, answered, originated_at=start + i * 0.5)
+    model = pacer.model if isinstance(pacer, PredictivePacer) else pacer
+    model.advance(start + dials * 0.5 + 100.0)
+
+
+def test_a_restored_pacer_needs_no_warm_up_and_doubts_the_saved_rate_until_today_confirms_it(
+        ) -> None:
     saved = trained_predictive()
+    assert isinstance(saved.model, Estimator)
+    saved.model.advance(LATER / 2)  # its 200 outcomes counted
     restored = PredictivePacer()
     restored.restore_state(roundtrip(saved.export_state()))
-    s = snap(now=LATER, ready=4, busy=(30.0, 80.0, 100.0), wrapping=(5.0,), ringing=3)
-    assert restored.decide(s) == saved.decide(s)
-    assert restored.decide(s) > ProgressivePacer().decide(s)  # no warm-up to wait through
     assert isinstance(restored.model, Estimator)
-    assert isinstance(saved.model, Estimator)
-    assert restored.model.p_live == pytest.approx(saved.model.p_live)
+    assert restored.model.restored_dials == restored.model.dials == 200
     assert restored.model.talk_mean == pytest.approx(saved.model.talk_mean)
-    assert restored.model.dials == saved.model.dials == 200
+    assert restored.model.p_answer == pytest.approx(2 * saved.model.p_answer)  # restore_doubt
+    s = snap(now=LATER, ready=4, busy=(30.0, 80.0, 100.0), wrapping=(5.0,), ringing=3)
+    doubted = restored.decide(s)
+    assert ProgressivePacer().decide(s) < doubted < saved.decide(s)
+    cold = PredictivePacer()
+    assert cold.decide(s) == ProgressivePacer().decide(s)  # a cold start's warm-up
+    today(restored, 40, 3)  # today answers at yesterday's 15 %
+    assert not restored.model.restored_refused
+    assert restored.model.p_live == pytest.approx(saved.model.p_live, rel=0.05)
+    later = replace(s, now=LATER + 200.0)
+    assert restored.decide(later) > doubted
+    today(cold, 40, 3)
+    assert cold.decide(later) < restored.decide(later)  # it still leans on the prior's 100 %
+
+
+def test_a_restored_answer_rate_that_todays_answers_do_not_fit_is_dropped() -> None:
+    yesterday = train(PredictivePacer(), dials=400, answered_per_20=1)  # a 5 % list
+    restored = PredictivePacer()
+    restored.restore_state(roundtrip(yesterday.export_state()))
+    assert isinstance(restored.model, Estimator)
+    today(restored, 40, 6)  # today's list answers at 30 %
+    assert restored.model.restored_refused
+    assert restored.model.p_answer > 0.25  # today's rate (shrunk toward the cold prior's 100 %)
 
 
 def test_a_restored_answer_rate_is_trusted_as_a_few_answers_worth_and_soon_outweighed() -> None:
@@ -543,27 +575,25 @@ def test_a_restored_answer_rate_is_trusted_as_a_few_answers_worth_and_soon_outwe
     old.advance(LATER)
     new = Estimator()
     new.restore_state(roundtrip(old.export_state()), trust_answers=25.0)
-    assert new.p_answer == pytest.approx(old.p_answer)
     assert new.p_live_error > 1.5 * old.p_live_error  # it rests on 25 answers, not ~100
-    for i in range(400):  # today the list answers at 30 %
-        new.observe_dial(12.0 if i % 10 < 3 else 25.0, i % 10 < 3, originated_at=LATER + i * 0.5)
-        old.observe_dial(12.0 if i % 10 < 3 else 25.0, i % 10 < 3, originated_at=LATER + i * 0.5)
-    new.advance(2 * LATER)
-    old.advance(2 * LATER)
-    assert new.p_answer > 0.25  # most of the way to 30 %
-    assert old.p_answer < 0.22  # had it been trusted whole
+    today(new, 400, 4)  # today the list answers at 20 %: close enough to be kept
+    today(old, 400, 4)
+    assert not new.restored_refused
+    assert new.p_answer > 0.18  # most of the way from 15 % to 20 %
+    assert old.p_answer < 0.175  # had it been trusted whole
 
 
 def test_outcomes_not_yet_counted_are_kept_with_their_origination_times() -> None:
     old = Estimator(maturity=35.0)
     old.advance(100.0)
     for _ in range(4):
-        old.observe_dial(12.0, True, originated_at=90.0)
-    new = Estimator(maturity=35.0)
+        old.observe_dial(25.0, False, originated_at=90.0)
+    new = Estimator(maturity=35.0, restore_doubt=1.0)
     new.restore_state(roundtrip(old.export_state()))
     new.advance(120.0)
-    assert new.dials == 0
+    assert new.p_answer == 1.0  # the prior: nothing counted yet
     new.advance(125.0)
+    assert new.p_answer < 1.0
     assert new.dials == 4
 
 

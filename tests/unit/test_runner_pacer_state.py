@@ -66,8 +66,8 @@ async def test_the_pacer_is_saved_every_minute_and_a_new_runner_starts_from_it()
     second = runner(store, clock)
     await second._load_pacer()
     restored = estimator(second)
-    assert restored.dials == learnt.dials == 200
-    assert restored.p_live == pytest.approx(learnt.p_live)
+    assert restored.restored_dials == learnt.dials == 200
+    assert restored.p_live == pytest.approx(learnt.p_live * restored.restore_doubt)
     assert restored.talk_mean == pytest.approx(learnt.talk_mean)
 
 
@@ -132,3 +132,24 @@ async def test_the_saved_state_is_plain_json_with_when_it_was_saved() -> None:
     assert saved["saved_at"] == NOON
     assert saved["pacer"]["dials"] == 200
     assert len(text) < 100_000
+
+
+async def test_dropping_a_saved_answer_rate_that_today_does_not_fit_is_logged_once(
+        caplog: pytest.LogCaptureFixture) -> None:
+    store, clock = MemoryStore(), Clock()
+    first = runner(store, clock)
+    pacer = first.engine.pacer
+    assert isinstance(pacer, PredictivePacer)
+    train(pacer, dials=400, answered_per_20=1)  # yesterday's list answered at 5 %
+    estimator(first).advance(NOON)
+    await first._save_pacer()
+    second = runner(store, clock)
+    await second._load_pacer()
+    today = estimator(second)
+    for i in range(40):  # today's list answers at 30 %
+        today.observe_dial(12.0, i % 10 < 3, originated_at=NOON + i)
+    today.advance(NOON + 200.0)
+    with caplog.at_level(logging.INFO, logger="dialer.runner"):
+        await second._save_pacer()
+        await second._save_pacer()
+    assert caplog.text.count("today's answers do not fit the saved answer rate") == 1
