@@ -1268,7 +1268,7 @@ class PredictivePacer:
         below `floor` × target, also at and above the target. The floor is the way back under
         the ceiling: cohorts paced at a fraction of the target dilute the window's abandons, and
         many more of them reach an agent than under progressive dialing (docs/PACING_BENCH.md,
-        "Latest round"). Where the estimated abandons alone (`estimated_abandons`, AMD false
+        "A recovery budget at the ceiling"). Where the estimated abandons alone (`estimated_abandons`, AMD false
         positives in UK mode) plus the floor would hold the window above taper_start × target,
         dilution cannot bring it clearly under, and the taper goes to 0 (progressive), as
         without a floor. The taper
