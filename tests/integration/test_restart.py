@@ -1,9 +1,11 @@
 """SIGKILL of the dialer mid-campaign, then a restart: no lead lost, none dialed twice, calls
-that were up are closed and recorded. The server runs as a real process (`dialer serve`)."""
+that were up are closed and recorded. A graceful restart keeps what the predictive pacer has
+learnt. The server runs as a real process (`dialer serve`)."""
 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -38,11 +40,12 @@ class ServerProcess:
         self.cfg_file, self.log = cfg_file, log
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, *options: str) -> None:
         env = {**os.environ, "DIALER_REDIS_URL": DB_URL, "DIALER_ARI_APP": APP}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "dialer", "--config", str(self.cfg_file), "serve"],
+                [sys.executable, "-m", "dialer", *options, "--config", str(self.cfg_file),
+                 "serve"],
                 cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
 
     def kill(self, sig: int) -> None:
@@ -70,7 +73,7 @@ async def ari_rest(config: Config) -> AsyncIterator[AriClient]:
     async with AriClient(replace(config.ari, app=APP)) as rest:
         yield rest
         for channel in await rest.list_channels():
-            if channel.id.startswith(("c-kill-", "agent-")):
+            if channel.id.startswith(("c-kill-", "c-warm-", "agent-")):
                 await rest.hangup(channel.id)
         for bridge in await rest.list_bridges():
             if bridge.id.startswith(agent_bridge(APP, "")):
@@ -155,3 +158,51 @@ async def test_sigkill_mid_campaign_then_restart_loses_no_lead_and_dials_none_tw
         closed = [a for lead in leads for a in await api.attempts(lead["id"])
                   if a["id"] in orphans]
         assert {a["id"] for a in closed} == orphans
+
+
+async def test_a_restarted_dialer_starts_its_predictive_pacer_from_the_estimates_it_saved(
+    server_proc: ServerProcess, ari_rest: AriClient, config: Config
+) -> None:
+    flush = aioredis.from_url(DB_URL)
+    await flush.flushdb()
+    # Busy, rejected and unallocated numbers: quick dial outcomes for the pacer to learn from.
+    numbers = [f"+1212555{d}{i:03d}" for i in range(4) for d in (1, 3, 4)]
+    server_proc.start("-v")  # the restore is logged at INFO
+    try:
+        async with aiohttp.ClientSession(headers=bearer_header(config.api)) as session:
+            api = Client(session, f"http://127.0.0.1:{PORT}")
+            await eventually(lambda: healthy(session), "server ready", 60)
+            body = campaign("warm", dial_mode="predictive", max_cps=20)
+            await api.call("POST", "/campaigns", 201, json=body)
+            csv = "phone\n" + "\n".join(numbers) + "\n"
+            await api.call("POST", "/campaigns/warm/leads", 200, data=csv,
+                           headers={"Content-Type": "text/csv"})
+            await api.call("POST", "/campaigns/warm/start", 200)
+            await api.call("POST", "/agents/agent-1011/login", 202, json={"campaign": "warm"})
+
+            async def outcomes() -> int | None:
+                ended = 0
+                for number in numbers:
+                    ended += sum(a["ended_at"] is not None
+                                 for a in await api.attempts(f"warm:{number}"))
+                return ended if ended >= 6 else None
+            ended = await eventually(outcomes, "six dial outcomes")
+
+            server_proc.kill(signal.SIGTERM)  # a graceful stop saves the estimates
+            text = await flush.get("dialer:pacer:warm")
+            assert text is not None, "the pacer's estimates should be saved at stop"
+            saved = json.loads(text)
+            learnt = saved["pacer"]
+            assert len(learnt["outcomes"]) + len(learnt["pending"]) >= ended
+            assert learnt["talk"] == []  # nobody answered: no talk time learnt or made up
+
+            server_proc.start("-v")
+            await eventually(lambda: healthy(session), "server ready after restart", 60)
+
+            async def restored() -> bool:
+                return "campaign warm: the pacer starts from its estimates saved" in \
+                    server_proc.log.read_text(errors="replace")
+            await eventually(restored, "the restarted campaign's pacer restored")
+            await api.call("POST", "/campaigns/warm/pause", 200)
+    finally:
+        await flush.aclose()
