@@ -1272,7 +1272,8 @@ class PredictivePacer:
         (`estimated_abandons`, AMD false positives in UK mode) plus the floor would hold the
         window above taper_start × target, dilution cannot bring it clearly under, and the
         taper goes to 0 (progressive), as without a floor. The taper reads the rate plus a
-        margin for the next abandon, ``A / H + 1 / (H + margin_humans)``: in a small window (a small team, a new UK day) one abandon is a large step, and the
+        margin for the next abandon, ``A / H + 1 / (H + margin_humans)``: in a small window
+        (a small team, a new UK day) one abandon is a large step, and the
         measured rate alone would let the pacer run at full budget right up to the target;
         the margin fades as the window fills (0.3 points at 200 humans, 0.05 at 2,000).
         Records when a stay on the floor begins, for its check (`_floor_works`)."""
