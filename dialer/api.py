@@ -42,7 +42,7 @@ from dialer.errors import DialerError
 from dialer.openapi import openapi_document
 from dialer.routing.profiles import DEFAULT_AGE_BANDS, AgentProfile, parse_profile
 from dialer.runner import Dialer
-from dialer.store.base import Store
+from dialer.store.base import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if exc.status >= 400:
             return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
         raise
+    except StoreUnavailable as exc:  # Redis down: the client may try again later
+        return error_response(503, "store_unavailable", str(exc))
     except DialerError as exc:
         return error_response(409, "conflict", str(exc))
     except Exception:  # task boundary: one bad request must not take the server down

@@ -317,6 +317,8 @@ ERRORS: dict[str, str] = {
     "422": "Well-formed but invalid (`invalid_campaign`, `unknown_topic`, `bad_number`, "
            "`bad_region`, `bad_preferred_time`, `preferred_time_past`, "
            "`preferred_time_too_far`)",
+    "503": "The store (Redis) cannot be reached (`store_unavailable`): the request may not "
+           "have been carried out; try again",
 }
 
 
@@ -560,7 +562,8 @@ def _with_security(method: str, path: str, operation: Json) -> Json:
         roles = [r.value for r in Role if r in rule.roles]
         said = f"Roles: {rule.describe()}."
         operation = {**operation,
-                     "responses": {**operation["responses"], **_error_refs("401", "403")}}
+                     "responses": {**operation["responses"],
+                                   **_error_refs("401", "403", "503")}}
     op_id = method.lower() + "".join(c if c.isalnum() else "_" for c in path if c not in "{}")
     return {**operation, "operationId": op_id,
             "description": f"{operation.get('description', '')}\n\n{said}".strip(),

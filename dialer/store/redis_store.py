@@ -17,14 +17,18 @@ which keeps one encoder. The client may or may not decode responses; both work.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import Final, TypeVar
+from typing import Final, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, WatchError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from dialer.core.model import Attempt, AttemptResult, CampaignSpec, Lead, LeadState
 from dialer.store.base import (
@@ -310,6 +314,36 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[i:i + size]
 
 
+_C = TypeVar("_C")
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _store_errors(method: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R]]:
+    """The method with Redis's own errors turned into the store's: StoreUnavailable when Redis
+    cannot be reached or does not answer in time (the callers log it and go on: the writer
+    keeps the campaign's later records, the API answers 503), StoreError when it refuses a
+    command."""
+    @functools.wraps(method)
+    async def translated(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return await method(*args, **kwargs)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise StoreUnavailable(f"Redis does not answer: {exc}") from None
+        except RedisError as exc:
+            raise StoreError(f"Redis refused a command: {exc}") from None
+    return translated
+
+
+def _translate_errors(cls: type[_C]) -> type[_C]:
+    """`_store_errors` on every public coroutine method of `cls`."""
+    for name, member in list(vars(cls).items()):
+        if not name.startswith("_") and inspect.iscoroutinefunction(member):
+            setattr(cls, name, _store_errors(member))
+    return cls
+
+
+@_translate_errors
 class RedisStore:
     def __init__(self, redis: aioredis.Redis, prefix: str = DEFAULT_PREFIX, *,
                  day_bucket: DayBucket = utc_day) -> None:
@@ -358,16 +392,10 @@ class RedisStore:
         return status
 
     async def save_pacer_state(self, campaign_id: str, state: str) -> None:
-        try:
-            await self.redis.set(self.keys.pacer(campaign_id), state)
-        except (RedisError, OSError) as exc:  # the runner logs it and saves again later
-            raise StoreUnavailable(f"saving the pacer state failed: {exc}") from None
+        await self.redis.set(self.keys.pacer(campaign_id), state)
 
     async def load_pacer_state(self, campaign_id: str) -> str | None:
-        try:
-            return _opt_text(await self.redis.get(self.keys.pacer(campaign_id)))
-        except (RedisError, OSError) as exc:  # the runner logs it and starts the pacer afresh
-            raise StoreUnavailable(f"reading the pacer state failed: {exc}") from None
+        return _opt_text(await self.redis.get(self.keys.pacer(campaign_id)))
 
     async def running_campaigns(self) -> list[str]:
         ids = sorted(_texts(await self.redis.smembers(self.keys.campaigns())))
@@ -807,10 +835,7 @@ class RedisStore:
         return sorted(_texts(await self.redis.smembers(self.keys.agents())))
 
     async def ping(self) -> None:
-        try:
-            await self.redis.ping()
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"Redis does not answer: {exc}") from None
+        await self.redis.ping()
 
 
 def _in_progress(lead: Lead) -> Lead:
