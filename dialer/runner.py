@@ -258,11 +258,12 @@ class CampaignRunner:
             self._round_timer = None
         if self._main is not None:
             await cancel_task(self._main)
-            with contextlib.suppress(TimeoutError):  # what the pacer learnt, for the next start
-                await asyncio.wait_for(self._save_pacer(), 5)
         if self._writer is not None:  # let the records already decided reach the store
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.settle(), 5)
+        if self._main is not None:  # then what the pacer learnt, for the next start
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._save_pacer(), 5)
         for task in (self._writer, *self._tasks):
             if task is not None:
                 await cancel_task(task)
@@ -364,9 +365,9 @@ class CampaignRunner:
                          "afresh", self.spec.id, age / 86400.0)
                 return
             pacer.restore_state(saved.get("pacer"))
-        except ValueError as exc:  # json.JSONDecodeError is one
+        except (ValueError, OverflowError, RecursionError) as exc:  # JSONDecodeError: a ValueError
             log.warning("campaign %s: the pacer's saved estimates are not usable (%s); it "
-                        "starts afresh", self.spec.id, exc)
+                        "starts afresh", self.spec.id, str(exc)[:300])
             return
         log.info("campaign %s: the pacer starts from its estimates saved %.0f s ago",
                  self.spec.id, max(0.0, age))

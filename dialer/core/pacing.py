@@ -633,65 +633,82 @@ _CHECKPOINTS = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 12.0, 14.0, 1
 # The layout of `Estimator.export_state`; a state of another version is refused (started cold).
 STATE_VERSION = 1
 _RESTORE_CHECK = 30  # today's dials before a restored answer rate is checked against them
+_RESTORE_MIN_ANSWERS = 20.0  # a saved answer rate resting on fewer answers is not taken up
 _STATE_ROWS = 100_000  # most rows a state's list may hold (the estimator keeps ~2,000)
 
 
+_MAX_DURATION = 86_400.0  # the longest talk or wrap-up time a state may hold (s)
+_MAX_RING = 3_600.0  # the longest ring time a state may hold (s)
+_MAX_TIME = 1e12  # origination times: POSIX seconds (or a simulator's clock)
+_MAX_COUNT = 1e12  # dials, abandons, weights
+
+
+def _state_float(x: object, lo: float, hi: float) -> float | None:
+    """`x` as a float if it is a number (not a bool) in [lo, hi]; else None (NaN, infinities
+    and integers too large for a float included)."""
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        return None
+    try:
+        value = float(x)
+    except OverflowError:
+        return None
+    return value if lo <= value <= hi else None
+
+
 def _state_number(state: dict[str, object], key: str, lo: float, hi: float) -> float:
-    value = state.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float) \
-            or not lo <= value <= hi:  # also refuses NaN
+    value = _state_float(state.get(key), lo, hi)
+    if value is None:
         raise ValueError(f"pacer state: {key} must be a number in [{lo:g}, {hi:g}], "
-                         f"not {value!r}")
-    return float(value)
+                         f"not {state.get(key)!r}"[:300])
+    return value
 
 
 def _state_int(state: dict[str, object], key: str) -> int:
     value = state.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"pacer state: {key} must be a whole number >= 0, not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_COUNT:
+        raise ValueError(f"pacer state: {key} must be a whole number in [0, {_MAX_COUNT:g}], "
+                         f"not {value!r}"[:300])
     return value
 
 
-def _state_rows(state: dict[str, object], key: str, width: int) -> list[tuple[float, ...]]:
-    """A list of `width`-number rows (a bare number each when width is 1), each number finite;
-    with width > 1 the last one is 0 or 1 (answered or not). Durations must be >= 0: the
-    number of a 1-wide row, the first of a 2-wide one, the middle of a 3-wide one (the first
-    there is a time of day)."""
+_FLAG = (0.0, 1.0)  # a row's "answered" cell: exactly 0 or 1
+
+
+def _state_rows(state: dict[str, object], key: str,
+                *cells: tuple[float, float]) -> list[tuple[float, ...]]:
+    """A list of rows of len(cells) numbers (a bare number each when there is one cell), each
+    in its cell's [lo, hi]; a `_FLAG` cell must be exactly 0 or 1."""
     rows = state.get(key)
     if not isinstance(rows, list) or len(rows) > _STATE_ROWS:
         raise ValueError(f"pacer state: {key} must be a list of at most {_STATE_ROWS} rows")
+    width = len(cells)
     out: list[tuple[float, ...]] = []
     for i, row in enumerate(rows):
-        cells = row if width > 1 else [row]
-        if not isinstance(cells, list) or len(cells) != width or not all(
-                not isinstance(x, bool) and isinstance(x, int | float) and math.isfinite(x)
-                for x in cells):
-            raise ValueError(f"pacer state: {key}[{i}] must be {width} finite number(s), "
-                             f"not {row!r}")
-        values = tuple(float(x) for x in cells)
-        times = values[1:-1] if width > 2 else values[:1]
-        if (width > 1 and values[-1] not in (0.0, 1.0)) or min(times, default=0.0) < 0:
-            raise ValueError(f"pacer state: {key}[{i}] is out of range: {row!r}")
-        out.append(values)
+        items = row if width > 1 else [row]
+        values = [_state_float(x, lo, hi) for x, (lo, hi) in zip(items, cells, strict=False)] \
+            if isinstance(items, list) and len(items) == width else [None]
+        if any(v is None or (bounds is _FLAG and v not in _FLAG)
+               for v, bounds in zip(values, cells, strict=False)):
+            raise ValueError(f"pacer state: {key}[{i}] is not {width} number(s) in range: "
+                             f"{row!r}"[:300])
+        out.append(tuple(v for v in values if v is not None))
     return out
 
 
 def _state_numbers(state: dict[str, object], key: str) -> list[float]:
-    return [row[0] for row in _state_rows(state, key, 1)]
+    return [row[0] for row in _state_rows(state, key, (0.0, _MAX_DURATION))]
 
 
-def _state_ewma(state: dict[str, object], key: str) -> tuple[float, float, float]:
-    """(value, weight, memory) of a rate or mean kept by `_Ewma`."""
+def _state_ewma(state: dict[str, object], key: str, hi: float) -> tuple[float, float]:
+    """(value, weight) of a rate or mean kept by `_Ewma`, the value in [0, hi]."""
     row = state.get(key)
-    if not isinstance(row, list) or len(row) != 3 or not all(
-            not isinstance(x, bool) and isinstance(x, int | float) and math.isfinite(x) and x >= 0
-            for x in row) or row[1] < 0:
-        raise ValueError(f"pacer state: {key} must be [value, weight, memory], 3 numbers >= 0, "
-                         f"not {row!r}")
-    value = float(row[0])
-    if key != "ring" and value > 1.0:
-        raise ValueError(f"pacer state: {key} is a rate, not {value!r}")
-    return value, float(row[1]), float(row[2])
+    value = weight = None
+    if isinstance(row, list) and len(row) == 3:
+        value, weight = _state_float(row[0], 0.0, hi), _state_float(row[1], 0.0, _MAX_COUNT)
+    if value is None or weight is None:
+        raise ValueError(f"pacer state: {key} must be [value, weight, memory], the value in "
+                         f"[0, {hi:g}], not {row!r}"[:300])
+    return value, weight
 
 
 class PacingModel(Protocol):
@@ -890,7 +907,6 @@ class Estimator:
             "version": STATE_VERSION,
             "dials": self.dials,
             "abandons": self.abandons,
-            "maturity": self.maturity,
             "answered": ewma(self._answered),
             "human": ewma(self._human),
             "ring": ewma(self._ring),
@@ -901,40 +917,52 @@ class Estimator:
         }
 
     def restore_state(self, state: object, *, trust_answers: float = 25.0) -> None:
-        """Take up what `export_state` gave (this estimator's settings are kept). The rates are
-        trusted as `trust_answers` answered calls' worth at most (their weights capped): a
-        campaign's answer rate moves with the hour and the list, so a restored one is a
-        starting point that the day's first dials soon outweigh, and its standard error
-        (`p_live_error`) says how little it rests on. The durations and ring outcomes are
-        taken whole, and the pacer needs no warm-up. Until today's first `_RESTORE_CHECK`
-        outcomes are in, the answer rate is taken as `restore_doubt` times the restored one
-        (`p_answer`); then `_check_restored` drops a restored rate they do not fit (a new
-        list: dialing a 30 % list at yesterday's 5 % would flood the agents). Raises
-        ValueError, leaving the estimator as it was, on anything that is not such a state."""
+        """Take up what `export_state` gave (this estimator's settings, and its `maturity`, are
+        kept). The rates are trusted as `trust_answers` answered calls' worth at most (their
+        weights capped): a campaign's answer rate moves with the hour and the list, so a
+        restored one is a starting point that the day's first dials soon outweigh, and its
+        standard error (`p_live_error`) says how little it rests on. The durations and ring
+        outcomes are taken whole, and the pacer needs no warm-up. Until today's first
+        `_RESTORE_CHECK` outcomes are in, the answer rate is taken as `restore_doubt` times
+        the restored one (`p_answer`); then `_check_restored` drops a restored rate they do
+        not fit (a new list: dialing a 30 % list at yesterday's 5 % would flood the agents).
+        A saved answer rate resting on fewer than `_RESTORE_MIN_ANSWERS` answers is not taken
+        up at all (the rate stays the cold prior, and the pacer has its warm-up). Raises
+        ValueError, leaving the estimator as it was, on anything that is not such a state:
+        every number is checked against its range (durations up to a day, ring times up to
+        an hour) before anything changes."""
         if not trust_answers > 0:
             raise ValueError(f"trust_answers must be positive, not {trust_answers!r}")
         if not isinstance(state, dict):
             raise ValueError("pacer state: not a JSON object")
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"pacer state: version {state.get('version')!r}, "
-                             f"this dialer reads {STATE_VERSION}")
+                             f"this dialer reads {STATE_VERSION}"[:300])
+        # Everything is read and checked before anything changes.
         dials = _state_int(state, "dials")
         abandons = _state_int(state, "abandons")
-        maturity = _state_number(state, "maturity", 0.0, 3600.0)
-        answered, human, ring = (_state_ewma(state, k) for k in ("answered", "human", "ring"))
+        p, weight = _state_ewma(state, "answered", 1.0)
+        human = _state_ewma(state, "human", 1.0)
+        ring = _state_ewma(state, "ring", _MAX_RING)
         talk, wrap = (_state_numbers(state, k) for k in ("talk", "wrap"))
-        outcomes = [(x, bool(a)) for x, a in _state_rows(state, "outcomes", 2)]
-        pending = [(o, r, bool(a)) for o, r, a in _state_rows(state, "pending", 3)]
-        p_answer = max(answered[0], 1e-3)
-        answers_cap = trust_answers / p_answer  # dials holding that many answers
-        self._answered.value = answered[0]
-        self._answered.weight = min(answered[1], answers_cap, float(self._answered.memory))
+        outcomes = [(x, bool(a)) for x, a in _state_rows(state, "outcomes", (0.0, _MAX_RING), _FLAG)]
+        pending = [(o, r, bool(a)) for o, r, a in _state_rows(
+            state, "pending", (-_MAX_TIME, _MAX_TIME), (0.0, _MAX_RING), _FLAG)]
+        answer_memory = self._answered.memory
         if self.answers_in_memory:
-            wanted = self.answers_in_memory / p_answer
-            self._answered.memory = int(min(self.max_memory, max(self.base_memory, wanted)))
-        for est, (value, weight, _) in ((self._human, human), (self._ring, ring)):
+            wanted = self.answers_in_memory / max(p, 1e-3)
+            answer_memory = int(min(self.max_memory, max(self.base_memory, wanted)))
+        weight = min(weight, float(answer_memory))
+        # A saved rate resting on few answers (a day of failed dials: a carrier outage, a dead
+        # list) is not taken up: near 0, it would have the pacer dial every channel at once.
+        keep_rate = p * weight >= _RESTORE_MIN_ANSWERS
+        if keep_rate:
+            self._answered.value = p
+            self._answered.memory = answer_memory
+            self._answered.weight = min(weight, trust_answers / max(p, 1e-3))
+        for est, (value, w) in ((self._human, human), (self._ring, ring)):
             est.value = value
-            est.weight = min(weight, trust_answers, float(est.memory))
+            est.weight = min(w, trust_answers, float(est.memory))
         self._talk.replace(talk)
         self._wrap.replace(wrap)
         self._outcomes.replace(outcomes)
@@ -943,10 +971,10 @@ class Estimator:
             self._seq += 1
             heappush(self._pending, (originated, self._seq, ring_s, was_answered))
         self._old_seq = self._seq
-        self.maturity = max(self.maturity, maturity)
-        self.restored_dials = self.dials = dials
+        self.restored_dials = dials
+        self.dials = dials if keep_rate else 0  # a cold answer rate: the pacer's warm-up
         self.abandons = abandons
-        self._restored = (self._answered.value, self._answered.weight, 0, 0)
+        self._restored = (p, self._answered.weight, 0, 0) if keep_rate else None
         self.restored_refused = False
 
     def _check_restored(self, dials: int, answers: int) -> None:

@@ -715,6 +715,11 @@ def simulate_warm(scenario: Scenario, policy: Policy, seed: int = 1, **kw: Any) 
     Simulator(scenario, policy, seed + WARM_SEED_OFFSET, pacer_factory=remember).run()
     saved = {cid: json.loads(json.dumps(p.export_state())) for cid, p in learnt.items()
              if isinstance(p, PredictivePacer)}
+    # Both runs are on the scenario's dates: yesterday's calls still ringing at its end were
+    # placed `days` earlier than today's clock says (the runtime's wall clock needs no shift).
+    for state in saved.values():
+        for row in state["pending"]:
+            row[0] -= scenario.days * 86400.0
 
     def restore(spec: CampaignSpec) -> Pacer:
         pacer = policy.pacer(spec, scenario.customers.live_mean)

@@ -557,11 +557,23 @@ def test_a_restored_pacer_needs_no_warm_up_and_doubts_the_saved_rate_until_today
     assert cold.decide(later) < restored.decide(later)  # it still leans on the prior's 100 %
 
 
+def counted(pacer: PredictivePacer, until: float = 250.0) -> Estimator:
+    """The pacer's estimator with the outcomes `train` fed counted, 5 s at a time (as the
+    pacer's snapshots would: the answer rate's memory grows as they come in)."""
+    assert isinstance(pacer.model, Estimator)
+    for t in range(0, int(until), 5):
+        pacer.model.advance(float(t))
+    return pacer.model
+
+
 def test_a_restored_answer_rate_that_todays_answers_do_not_fit_is_dropped() -> None:
     yesterday = train(PredictivePacer(), dials=400, answered_per_20=1)  # a 5 % list
+    saved_rate = counted(yesterday).p_answer
+    assert saved_rate == pytest.approx(0.05, abs=0.015)
     restored = PredictivePacer()
     restored.restore_state(roundtrip(yesterday.export_state()))
     assert isinstance(restored.model, Estimator)
+    assert restored.model.p_answer == pytest.approx(2 * saved_rate)  # doubted
     today(restored, 40, 6)  # today's list answers at 30 %
     assert restored.model.restored_refused
     assert restored.model.p_answer > 0.25  # today's rate (shrunk toward the cold prior's 100 %)
@@ -601,8 +613,14 @@ def test_outcomes_not_yet_counted_are_kept_with_their_origination_times() -> Non
     ({"version": 99}, "version 99"),
     ({"dials": -1}, "dials"),
     ({"dials": 1.5}, "dials"),
-    ({"maturity": float("nan")}, "maturity"),
-    ({"answered": [1.5, 10, 200]}, "answered is a rate"),
+    ({"answered": [float("nan"), 10, 200]}, "answered must be"),
+    ({"answered": [1.5, 10, 200]}, "the value in [0, 1]"),
+    ({"answered": [10**400, 1, 1]}, "answered must be"),
+    ({"ring": [1e300, 10, 200]}, "ring must be"),
+    ({"talk": [1e308] * 3}, "talk[0]"),
+    ({"outcomes": [[1e308, 1]]}, "outcomes[0]"),
+    ({"pending": [[1e300, 12.0, 1]]}, "pending[0]"),
+    ({"abandons": 10**400}, "abandons"),
     ({"human": [0.5, 10]}, "human must be"),
     ({"talk": [60.0, -1.0]}, "talk[1]"),
     ({"talk": ["60"]}, "talk[0]"),
@@ -622,6 +640,21 @@ def test_a_malformed_state_is_refused_with_what_is_wrong_and_the_estimates_are_k
     with pytest.raises(ValueError, match=re.escape(message)):
         pacer.restore_state({**state, **change})
     assert (pacer.model.p_live, pacer.model.talk_mean, pacer.model.dials) == before
+
+
+def test_a_saved_answer_rate_resting_on_few_answers_is_not_taken_up() -> None:
+    # A day of failed dials (a carrier outage): 2,000 dials, one answer.
+    outage = PredictivePacer()
+    for i in range(2000):
+        outage.observe_dial(12.0 if i == 0 else 2.0, i == 0, originated_at=i * 0.5)
+    assert counted(outage, 1100.0).p_answer < 0.01
+    restored = PredictivePacer()
+    restored.restore_state(roundtrip(outage.export_state()))
+    assert isinstance(restored.model, Estimator)
+    assert restored.model.p_answer == 1.0  # the cold prior, not ~0: no flood of calls
+    assert restored.model.dials == 0  # and the pacer's warm-up
+    s = snap(now=LATER, ready=10)
+    assert restored.decide(s) == ProgressivePacer().decide(s) == 10
 
 
 def test_a_state_that_is_not_an_object_is_refused() -> None:

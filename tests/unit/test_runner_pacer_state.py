@@ -16,7 +16,7 @@ from dialer.core.pacing import Estimator, PredictivePacer
 from dialer.metrics import Metrics
 from dialer.runner import PACER_SAVE, PACER_STATE_MAX_AGE, CampaignRunner
 from dialer.store.memory import MemoryStore
-from tests.unit.test_pacing import train
+from tests.unit.test_pacing import counted, train
 
 NOON = 1_795_000_000.0
 
@@ -89,6 +89,8 @@ async def test_estimates_saved_over_a_week_ago_are_not_taken_up(caplog: pytest.L
     ('{"saved_at": "noon", "pacer": {}}', "saved_at must be a time"),
     ('{"saved_at": 1795000000, "pacer": {"version": 1}}', "pacer state: dials"),
     ('{"saved_at": 1795000000}', "not a JSON object"),
+    ("[" * 100_000, "recursion"),
+    ('{"saved_at": 1e999, "pacer": {}}', "saved_at must be a time"),
 ])
 async def test_saved_estimates_that_cannot_be_used_are_logged_and_the_pacer_starts_afresh(
         text: str, reason: str, caplog: pytest.LogCaptureFixture) -> None:
@@ -141,7 +143,7 @@ async def test_dropping_a_saved_answer_rate_that_today_does_not_fit_is_logged_on
     pacer = first.engine.pacer
     assert isinstance(pacer, PredictivePacer)
     train(pacer, dials=400, answered_per_20=1)  # yesterday's list answered at 5 %
-    estimator(first).advance(NOON)
+    counted(pacer)
     await first._save_pacer()
     second = runner(store, clock)
     await second._load_pacer()
