@@ -3,6 +3,7 @@
     python -m dialer.sim grid [--quick] [--jobs N] [--seed S] [--img docs/img] [--markdown F]
     python -m dialer.sim scenario NAME [--policy predictive] [--hours H] [--days D]
     python -m dialer.sim scale [--agents 10000] [--hours 0.25]
+    python -m dialer.sim yardstick [--seed 1] [--tune-seed 2]   (the ratio tuned on another day)
     python -m dialer.sim plot docs/img/pacing_runs.json   (tables and plots from a grid's JSON)
 
 Writes into --img (docs/img): pacing_runs[_quick].csv and .json (every run) and the plots.
@@ -226,8 +227,8 @@ def tuned_drift_task(results: Sequence[RunResult], scenarios: Sequence[Scenario]
     drift = next((s for s in scenarios if s.name == "drift"), None)
     if tuned is None or drift is None:
         return None
-    ratio = float(tuned.policy.split()[-1])
-    return Task(replace(drift, name="drift (power tuned at 15 %)"), "power", seed, True, ratio)
+    return Task(replace(drift, name="drift (power tuned at 15 %)"), "power", seed, True,
+                _ratio_of(tuned))
 
 
 def cmd_grid(args: argparse.Namespace) -> int:
@@ -262,6 +263,63 @@ def cmd_grid(args: argparse.Namespace) -> int:
 
         for path in draw_all(results, scenarios, out, suffix=suffix):
             print(f"wrote {path}")
+    return 0
+
+
+def _ratio_of(run: RunResult) -> float:
+    return float(run.policy.split()[-1])  # "power 2.5"
+
+
+def yardstick_table(cells: Sequence[Scenario], results: Sequence[RunResult], seed: int,
+                    tune_seed: int) -> str:
+    """Markdown: per cell, the hindsight-best ratio (tuned and scored on `seed`), the ratio
+    tuned on `tune_seed` scored on `seed`, and our pacer on `seed`."""
+    rows = [f"| cell | hindsight ratio on seed {seed}: talk (abandon) | ratio tuned on seed "
+            f"{tune_seed}, on seed {seed}: talk (abandon) | predictive | ours / hindsight | "
+            "ours / tuned on another day |",
+            "|---|---|---|---|---|---|"]
+
+    def cell(r: RunResult | None) -> str:
+        if r is None:
+            return "none under 3 %"
+        over = " **over 3 %**" if r.abandon > CEILING else ""
+        return f"{r.policy}: {r.talk_min_per_hour:.1f} ({r.abandon:.2%}){over}"
+
+    for s in cells:
+        mine = [r for r in results if r.scenario == s.name]
+        hindsight = best_power(r for r in mine if r.seed == seed and "tuned" not in r.policy)
+        tuned = next((r for r in mine if r.policy.endswith("(tuned elsewhere)")), None)
+        ours = next((r for r in mine if r.policy == "predictive" and r.seed == seed), None)
+        if ours is None:
+            continue
+        vs_h = f"{ours.talk_min_per_hour / hindsight.talk_min_per_hour:.2f}x" if hindsight else "-"
+        vs_t = f"{ours.talk_min_per_hour / tuned.talk_min_per_hour:.2f}x" if tuned else "-"
+        if tuned is not None and tuned.abandon > CEILING:
+            vs_t += " (the ratio breaks the ceiling)"
+        rows.append(f"| {s.name} | {cell(hindsight)} | {cell(tuned)} | "
+                    f"{ours.talk_min_per_hour:.1f} ({ours.abandon:.2%}) | {vs_h} | {vs_t} |")
+    return "\n".join(rows)
+
+
+def cmd_yardstick(args: argparse.Namespace) -> int:
+    """The fixed ratio an operator could really have set: the best one under 3 % on another
+    seed (another day's customers, `--tune-seed`), then scored on `--seed` next to the
+    hindsight-best ratio and our pacer (docs/PACING_BENCH.md, "A fairer yardstick")."""
+    cells = [s for s in grid(args.quick) if args.cells is None or s.name in args.cells]
+    tasks = [Task(s, name, seed) for s in cells for name, seed in
+             (("sweep", args.tune_seed), ("sweep", args.seed), ("predictive", args.seed))]
+    results = run_tasks(tasks, args.jobs, not args.no_progress)
+    scored = []
+    for s in cells:
+        tuned = best_power(r for r in results if r.scenario == s.name and r.seed == args.tune_seed)
+        if tuned is not None:
+            scored.append(Task(s, "power", args.seed, ratio=_ratio_of(tuned)))
+    for r in run_tasks(scored, args.jobs, not args.no_progress):
+        results.append(replace(r, policy=f"{r.policy} (tuned elsewhere)"))
+    table = yardstick_table(cells, results, args.seed, args.tune_seed)
+    print(table)
+    if args.markdown:
+        Path(args.markdown).write_text(table + "\n")
     return 0
 
 
@@ -357,6 +415,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="predictive pacers start from the estimates of the same scenario run on "
                         "seed + 1000, as a restarted dialer starts from those it saved in Redis")
     s.set_defaults(func=cmd_scenario)
+    y = sub.add_parser("yardstick", help="the fixed ratio tuned on another seed, scored on this "
+                       "one, next to the hindsight-best ratio and our pacer")
+    y.add_argument("--seed", type=int, default=1)
+    y.add_argument("--tune-seed", type=int, default=2)
+    y.add_argument("--quick", action="store_true")
+    y.add_argument("--cells", nargs="+", help="only these grid cells (e.g. a20-l15-t60)")
+    y.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    y.add_argument("--markdown", help="also write the table to this Markdown file")
+    y.add_argument("--no-progress", action="store_true")
+    y.set_defaults(func=cmd_yardstick)
     c = sub.add_parser("scale", help="one large run, to measure the simulator's speed")
     c.add_argument("--agents", type=int, default=10_000)
     c.add_argument("--hours", type=float, default=0.25)

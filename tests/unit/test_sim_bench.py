@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from dialer.sim.bench import Task, best_power, detail_table, execute, main, summary_table, write_csv
+from dialer.sim.bench import (
+    Task,
+    best_power,
+    detail_table,
+    execute,
+    main,
+    summary_table,
+    write_csv,
+    yardstick_table,
+)
 from dialer.sim.metrics import RunResult
 from dialer.sim.scenario import cell, grid, specials
 
@@ -71,6 +80,30 @@ def test_scenario_command_starts_the_pacer_warm_on_request(capsys: pytest.Captur
     assert "predictive (warm)" in out[0]
     with pytest.raises(SystemExit, match="--warm: policy 'progressive' keeps no estimates"):
         main(["scenario", "a5-l30-t60", "--hours", "0.1", "--warm", "--policy", "progressive"])
+
+
+def test_yardstick_scores_a_ratio_tuned_on_another_seed(tmp_path: Path) -> None:
+    out = tmp_path / "yardstick.md"
+    assert main(["yardstick", "--quick", "--cells", "a5-l30-t60", "--jobs", "1", "--no-progress",
+                 "--markdown", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert "ratio tuned on seed 2, on seed 1" in lines[0]
+    assert len(lines) == 3
+    assert lines[2].startswith("| a5-l30-t60 | power ")
+    assert "(tuned elsewhere)" in lines[2]
+
+
+def test_yardstick_flags_a_ratio_from_another_day_that_breaks_the_ceiling() -> None:
+    runs = tiny()
+    ours = next(r for r in runs if r.policy == "predictive")
+    hindsight = next(r for r in runs if r.policy == "power 1.5")
+    elsewhere = replace(hindsight, policy="power 2.1 (tuned elsewhere)", abandon=0.041)
+    s = cell(5, 0.3, 60.0)
+    table = yardstick_table([s], [ours, replace(hindsight, abandon=0.02), elsewhere], 1, 2)
+    row = table.splitlines()[2]
+    assert "power 2.1 (tuned elsewhere)" in row
+    assert "**over 3 %**" in row
+    assert "(the ratio breaks the ceiling)" in row
 
 
 def test_plots_are_written(tmp_path: Path) -> None:
