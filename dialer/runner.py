@@ -327,8 +327,9 @@ class CampaignRunner:
             return
         if pacer.model.restored_refused and not self._told_refused:
             self._told_refused = True
-            log.info("campaign %s: today's answers do not fit the saved answer rate (a new "
-                     "list?); the pacer dropped it and learns today's", self.spec.id)
+            log.info("campaign %s: today's calls do not fit the saved answer rate or share of "
+                     "people (a new list?); the pacer dropped it and learns today's",
+                     self.spec.id)
         state = pacer.model.export_state()
         text = json.dumps({"saved_at": self.clock(), "pacer": state}, separators=(",", ":"))
         try:

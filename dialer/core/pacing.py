@@ -634,6 +634,26 @@ _CHECKPOINTS = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 12.0, 14.0, 1
 STATE_VERSION = 1
 _RESTORE_CHECK = 30  # today's dials before a restored answer rate is checked against them
 _RESTORE_MIN_ANSWERS = 20.0  # a saved answer rate resting on fewer answers is not taken up
+_RESTORE_CHECK_HUMAN = 15  # today's AMD verdicts before a restored human share is checked
+
+
+def _refit(check: tuple[float, float, int, int], est: _Ewma, prior: float, prior_weight: float,
+           trials: int, hits: int, least: int) -> tuple[tuple[float, float, int, int] | None, bool]:
+    """One step of checking a restored rate against today's outcomes. `check` is (the
+    restored rate p, its weight, today's trials n and hits k so far); `trials` and `hits` are
+    the new ones. Once `least` trials are in, they fit while |k − n·p| ≤ 3·sqrt(n·p·(1 − p))
+    + 1; if not, the restored rate is dropped: `est` becomes today's rate, shrunk toward the
+    cold `prior` as at a cold start. Returns the next `check` (None once decided: dropped, or
+    outweighed by today's trials) and whether it was dropped."""
+    p, weight, n, k = check
+    n, k = n + trials, k + hits
+    if n < least:
+        return (p, weight, n, k), False
+    if abs(k - n * p) > 3.0 * math.sqrt(n * p * (1.0 - p)) + 1.0:
+        est.value = (prior * prior_weight + k) / (prior_weight + n)
+        est.weight = min(prior_weight + n, float(est.memory))
+        return None, True
+    return (None if n >= weight else (p, weight, n, k)), False
 _STATE_ROWS = 100_000  # most rows a state's list may hold (the estimator keeps ~2,000)
 
 
@@ -797,9 +817,10 @@ class Estimator:
     pacing tick early (`advance`, called by the pacer with each snapshot, keeps that clock)."""
 
     __slots__ = ("_answered", "_clock", "_human", "_old_seq", "_outcomes", "_pending", "_prior",
-                 "_restored", "_ring", "_seq", "_talk", "_wrap", "abandons", "answers_in_memory",
-                 "base_memory", "dials", "maturity", "max_memory", "restore_doubt",
-                 "restored_dials", "restored_refused", "ring_age", "wrap_points")
+                 "_restored", "_restored_human", "_ring", "_seq", "_talk", "_wrap", "abandons",
+                 "answers_in_memory", "base_memory", "dials", "maturity", "max_memory",
+                 "restore_doubt", "restored_dials", "restored_refused", "ring_age",
+                 "wrap_points")
 
     def __init__(self, *, memory: int = 200, samples: int = 200, prior_answer: float = 1.0,
                  prior_human: float = 1.0, prior_ring: float = 10.0, prior_talk: float = 120.0,
@@ -836,16 +857,18 @@ class Estimator:
         self.maturity = maturity
         self.dials = 0  # dial outcomes folded into the estimates (since start or restore)
         self.abandons = 0
-        self._prior = (prior_answer, prior_weight)
+        self._prior = (prior_answer, prior_human, prior_weight)
         # After `restore_state`: the restored answer rate and weight, and today's dials and
         # answers so far, until today's outcomes have outweighed it (`_check_restored`).
         self._restored: tuple[float, float, int, int] | None = None
+        # The same for the share of answers that are people, and today's AMD verdicts.
+        self._restored_human: tuple[float, float, int, int] | None = None
         self._old_seq = 0  # outcomes up to this sequence number were restored, not today's
         self.restored_dials = 0  # the dials the restored estimates rested on
         # A restored answer rate is taken as this many times higher until today's first
         # outcomes fit it (`p_answer`): a new list answering more would flood the agents.
         self.restore_doubt = restore_doubt
-        self.restored_refused = False  # today's answers did not fit the restored rate
+        self.restored_refused = False  # today's answers did not fit a restored rate
 
     def advance(self, now: float) -> None:
         """Move the estimator's clock; fold in the outcomes of calls placed before now − maturity."""
@@ -887,6 +910,11 @@ class Estimator:
 
     def observe_human(self, answered_human: bool) -> None:
         self._human.add(1.0 if answered_human else 0.0)
+        if self._restored_human is not None:
+            self._restored_human, refused = _refit(
+                self._restored_human, self._human, self._prior[1], self._prior[2], 1,
+                int(answered_human), _RESTORE_CHECK_HUMAN)
+            self.restored_refused |= refused
 
     def observe_talk(self, seconds: float) -> None:
         self._talk.add(seconds)
@@ -926,6 +954,8 @@ class Estimator:
         `_RESTORE_CHECK` outcomes are in, the answer rate is taken as `restore_doubt` times
         the restored one (`p_answer`); then `_check_restored` drops a restored rate they do
         not fit (a new list: dialing a 30 % list at yesterday's 5 % would flood the agents).
+        The share of answers that are people is checked the same way against today's first
+        `_RESTORE_CHECK_HUMAN` AMD verdicts (a list with fewer answering machines).
         A saved answer rate resting on fewer than `_RESTORE_MIN_ANSWERS` answers is not taken
         up at all (the rate stays the cold prior, and the pacer has its warm-up). Raises
         ValueError, leaving the estimator as it was, on anything that is not such a state:
@@ -975,29 +1005,16 @@ class Estimator:
         self.dials = dials if keep_rate else 0  # a cold answer rate: the pacer's warm-up
         self.abandons = abandons
         self._restored = (p, self._answered.weight, 0, 0) if keep_rate else None
+        self._restored_human = (human[0], self._human.weight, 0, 0)
         self.restored_refused = False
 
     def _check_restored(self, dials: int, answers: int) -> None:
-        """Whether today's outcomes fit the restored answer rate p: once `_RESTORE_CHECK`
-        dials are in, n dials with k answers fit while |k − n·p| ≤ 3·sqrt(n·p·(1 − p)) + 1.
-        If not, the restored rate is dropped: the rate becomes today's, shrunk toward the
-        cold prior as at a cold start. Checked until today's dials outnumber the restored
-        rate's weight (it is outweighed by then)."""
+        """Whether today's outcomes fit the restored answer rate (`_refit`, once
+        `_RESTORE_CHECK` dials are in)."""
         assert self._restored is not None
-        p, weight, n, k = self._restored
-        n, k = n + dials, k + answers
-        self._restored = (p, weight, n, k)
-        if n < _RESTORE_CHECK:
-            return
-        if abs(k - n * p) > 3.0 * math.sqrt(n * p * (1.0 - p)) + 1.0:
-            prior, prior_weight = self._prior
-            est = self._answered
-            est.value = (prior * prior_weight + k) / (prior_weight + n)
-            est.weight = min(prior_weight + n, float(est.memory))
-            self.restored_refused = True
-            self._restored = None
-        elif n >= weight:
-            self._restored = None
+        self._restored, refused = _refit(self._restored, self._answered, self._prior[0],
+                                         self._prior[2], dials, answers, _RESTORE_CHECK)
+        self.restored_refused |= refused
 
     @property
     def p_answer(self) -> float:

@@ -642,6 +642,28 @@ def test_a_malformed_state_is_refused_with_what_is_wrong_and_the_estimates_are_k
     assert (pacer.model.p_live, pacer.model.talk_mean, pacer.model.dials) == before
 
 
+def test_a_restored_share_of_people_that_todays_verdicts_do_not_fit_is_dropped() -> None:
+    yesterday = PredictivePacer()
+    for i in range(200):  # half of yesterday's answers were machines
+        yesterday.observe_human(i % 2 == 0)
+    restored = PredictivePacer()
+    restored.restore_state(roundtrip(yesterday.export_state()))
+    assert isinstance(restored.model, Estimator)
+    assert restored.model.p_human == pytest.approx(0.5, abs=0.02)
+    for _ in range(14):  # today's list: people only
+        restored.observe_human(True)
+    assert not restored.model.restored_refused  # checked from the 15th verdict
+    restored.observe_human(True)
+    assert restored.model.restored_refused
+    assert restored.model.p_human > 0.95  # today's share, not yesterday's half
+    kept = PredictivePacer()
+    kept.restore_state(roundtrip(yesterday.export_state()))
+    for i in range(30):  # a list like yesterday's
+        kept.observe_human(i % 2 == 0)
+    assert isinstance(kept.model, Estimator)
+    assert not kept.model.restored_refused
+
+
 def test_a_saved_answer_rate_resting_on_few_answers_is_not_taken_up() -> None:
     # A day of failed dials (a carrier outage): 2,000 dials, one answer.
     outage = PredictivePacer()

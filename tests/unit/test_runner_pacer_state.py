@@ -154,4 +154,4 @@ async def test_dropping_a_saved_answer_rate_that_today_does_not_fit_is_logged_on
     with caplog.at_level(logging.INFO, logger="dialer.runner"):
         await second._save_pacer()
         await second._save_pacer()
-    assert caplog.text.count("today's answers do not fit the saved answer rate") == 1
+    assert caplog.text.count("today's calls do not fit the saved answer rate") == 1
