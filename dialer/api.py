@@ -42,7 +42,7 @@ from dialer.errors import DialerError
 from dialer.openapi import openapi_document
 from dialer.routing.profiles import DEFAULT_AGE_BANDS, AgentProfile, parse_profile
 from dialer.runner import Dialer
-from dialer.store.base import Store, StoreUnavailable
+from dialer.store.base import Store, StoreRefused, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         raise
     except StoreUnavailable as exc:  # Redis down: the client may try again later
         return error_response(503, "store_unavailable", str(exc))
+    except StoreRefused as exc:  # Redis up but refusing (out of memory...): the server's fault
+        log.error("store error on %s %s: %s", request.method, request.path, exc)
+        return error_response(500, "store_error", str(exc))
     except DialerError as exc:
         return error_response(409, "conflict", str(exc))
     except Exception:  # task boundary: one bad request must not take the server down

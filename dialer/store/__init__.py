@@ -5,8 +5,8 @@
     RedisStore     Redis, the production store; every key is described in `keys.py`
     codec          JSON for the stored records; undecodable data raises StoreCorrupt
 
-Errors: StoreError (a `dialer.errors.DialerError`) > StoreCorrupt, StoreUnavailable,
-UnknownRecord.
+Errors: StoreError (a `dialer.errors.DialerError`) > StoreCorrupt, StoreUnavailable (Redis
+cannot be reached), StoreRefused (Redis refused a command), UnknownRecord.
 """
 
 from dialer.store.base import (
@@ -15,6 +15,7 @@ from dialer.store.base import (
     Store,
     StoreCorrupt,
     StoreError,
+    StoreRefused,
     StoreUnavailable,
     UnknownRecord,
     utc_day,
@@ -25,6 +26,6 @@ from dialer.store.redis_store import RedisStore
 
 __all__ = [
     "CAMPAIGN_STATUSES", "DEFAULT_PREFIX", "HUMAN_RESULTS", "Keys", "MemoryData", "MemoryStore",
-    "RedisStore", "Store", "StoreCorrupt", "StoreError", "StoreUnavailable", "UnknownRecord",
-    "utc_day",
+    "RedisStore", "Store", "StoreCorrupt", "StoreError", "StoreRefused", "StoreUnavailable",
+    "UnknownRecord", "utc_day",
 ]

@@ -77,6 +77,11 @@ class StoreUnavailable(StoreError):
     """The store could not be reached."""
 
 
+class StoreRefused(StoreError):
+    """The store was reached but refused a command (Redis out of memory, a key of the wrong
+    type): a fault of the server's, not of the request."""
+
+
 class UnknownRecord(StoreError):
     """An operation needed a record (lead, campaign) that is not stored."""
 

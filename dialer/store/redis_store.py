@@ -37,6 +37,7 @@ from dialer.store.base import (
     DayBucket,
     StoreCorrupt,
     StoreError,
+    StoreRefused,
     StoreUnavailable,
     UnknownRecord,
     check_finished,
@@ -322,8 +323,8 @@ _R = TypeVar("_R")
 def _store_errors(method: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R]]:
     """The method with Redis's own errors turned into the store's: StoreUnavailable when Redis
     cannot be reached or does not answer in time (the callers log it and go on: the writer
-    keeps the campaign's later records, the API answers 503), StoreError when it refuses a
-    command."""
+    keeps the campaign's later records, the API answers 503), StoreRefused when it refuses a
+    command (the API answers 500)."""
     @functools.wraps(method)
     async def translated(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
@@ -331,7 +332,7 @@ def _store_errors(method: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise StoreUnavailable(f"Redis does not answer: {exc}") from None
         except RedisError as exc:
-            raise StoreError(f"Redis refused a command: {exc}") from None
+            raise StoreRefused(f"Redis refused a command: {exc}") from None
     return translated
 
 

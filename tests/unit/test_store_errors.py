@@ -1,6 +1,7 @@
 """A Redis that cannot be reached surfaces from the store as StoreUnavailable (a DialerError), which
 every caller handles: the campaign's writer logs the failed batch and keeps going, the API
-answers 503. Before, redis-py's own ConnectionError escaped and ended the writer task."""
+answers 503 (500 when Redis is up but refuses a command). Before, redis-py's own ConnectionError
+escaped and ended the writer task."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from dialer.core.campaign import SaveAgent
 from dialer.core.model import Attempt, CampaignSpec, DialMode, SafeHarbor
 from dialer.metrics import Metrics
 from dialer.runner import CampaignRunner, _Writes
-from dialer.store import RedisStore, StoreUnavailable
+from dialer.store import RedisStore, StoreRefused, StoreUnavailable
 
 NOON = 1_795_000_000.0
 
@@ -88,3 +89,25 @@ async def test_the_api_answers_503_when_the_store_is_unreachable() -> None:
     assert resp.status == 503
     assert resp.text is not None
     assert "store_unavailable" in resp.text
+
+
+async def test_a_command_redis_refuses_is_a_store_refusal_answered_500() -> None:
+    from redis.exceptions import ResponseError
+
+    from dialer.store.redis_store import _store_errors
+
+    async def refused() -> None:
+        raise ResponseError("OOM command not allowed when used memory > 'maxmemory'")
+
+    with pytest.raises(StoreRefused, match="Redis refused a command: OOM"):
+        await _store_errors(refused)()
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        await _store_errors(refused)()
+        return web.Response()
+
+    resp = await api.errors_middleware(make_mocked_request("POST", "/campaigns"), handler)
+    assert isinstance(resp, web.Response)
+    assert resp.status == 500
+    assert resp.text is not None
+    assert "store_error" in resp.text
