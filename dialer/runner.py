@@ -370,8 +370,8 @@ class CampaignRunner:
             log.warning("campaign %s: the pacer's saved estimates are not usable (%s); it "
                         "starts afresh", self.spec.id, str(exc)[:300])
             return
-        log.info("campaign %s: the pacer starts from its estimates saved %.0f s ago",
-                 self.spec.id, max(0.0, age))
+        log.info("campaign %s: the pacer starts from its estimates saved %.0f s ago (from %d "
+                 "dials)", self.spec.id, max(0.0, age), pacer.model.restored_dials)
 
     async def _refresh_stats(self) -> None:
         now = self.clock()

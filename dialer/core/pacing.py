@@ -654,9 +654,9 @@ def _refit(check: tuple[float, float, int, int], est: _Ewma, prior: float, prior
         est.weight = min(prior_weight + n, float(est.memory))
         return None, True
     return (None if n >= weight else (p, weight, n, k)), False
+
+
 _STATE_ROWS = 100_000  # most rows a state's list may hold (the estimator keeps ~2,000)
-
-
 _MAX_DURATION = 86_400.0  # the longest talk or wrap-up time a state may hold (s)
 _MAX_RING = 3_600.0  # the longest ring time a state may hold (s)
 _MAX_TIME = 1e12  # origination times: POSIX seconds (or a simulator's clock)
@@ -673,14 +673,6 @@ def _state_float(x: object, lo: float, hi: float) -> float | None:
     except OverflowError:
         return None
     return value if lo <= value <= hi else None
-
-
-def _state_number(state: dict[str, object], key: str, lo: float, hi: float) -> float:
-    value = _state_float(state.get(key), lo, hi)
-    if value is None:
-        raise ValueError(f"pacer state: {key} must be a number in [{lo:g}, {hi:g}], "
-                         f"not {state.get(key)!r}"[:300])
-    return value
 
 
 def _state_int(state: dict[str, object], key: str) -> int:

@@ -96,7 +96,7 @@ from dialer.core.campaign import (
 )
 from dialer.core.model import CampaignSpec, Lead, LeadState, RetryRules, SafeHarbor
 from dialer.core.outcome import DialOutcome
-from dialer.core.pacing import Pacer, PredictivePacer
+from dialer.core.pacing import Estimator, Pacer, PredictivePacer
 from dialer.core.window import in_window, parse_hhmm
 from dialer.sim.metrics import (
     BIN,
@@ -708,7 +708,7 @@ def simulate_warm(scenario: Scenario, policy: Policy, seed: int = 1, **kw: Any) 
 
     def remember(spec: CampaignSpec) -> Pacer:
         pacer = learnt[spec.id] = policy.pacer(spec, scenario.customers.live_mean)
-        if not isinstance(pacer, PredictivePacer) or pacer.export_state() is None:
+        if not isinstance(pacer, PredictivePacer) or not isinstance(pacer.model, Estimator):
             raise ValueError(f"policy {policy.label!r} keeps no estimates to start warm from")
         return pacer
 
