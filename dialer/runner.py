@@ -435,14 +435,16 @@ class CampaignRunner:
                 later += more_later
                 merged += 1
             try:
-                written = await self._write(writes)
+                unsaved = await self._write(writes)
                 for command in later:
-                    if written:
-                        await self._carry_out(command)
-                    else:  # never place a call whose attempt is not on record
+                    # never place a call whose attempt is not on record
+                    if unsaved is None or (isinstance(command, Originate)
+                                           and command.call_id in unsaved):
                         log.warning("campaign %s: %s not carried out: its records were not "
                                     "saved", self.spec.id, type(command).__name__)
                         self._command_failed(command)
+                    else:
+                        await self._carry_out(command)
             finally:
                 for _ in range(merged):
                     self._outbox.task_done()
@@ -482,10 +484,11 @@ class CampaignRunner:
                     "pause_reason": agent.pause_reason or "",
                     "channel": self.agent_channels.get(agent.id, "")}
 
-    async def _write(self, writes: _Writes) -> bool:
-        """Write the batch's records in one transaction; False if the store failed."""
+    async def _write(self, writes: _Writes) -> frozenset[str] | None:
+        """Write the batch's records in one transaction. The ids of the attempts the store
+        refused (the rest of the batch is written), or None if the store failed (nothing is)."""
         if not writes:
-            return True
+            return frozenset()
         try:
             refused = await self.store.save_batch(list(writes.attempts.values()), writes.agents,
                                                   list(writes.leads.values()))
@@ -493,13 +496,13 @@ class CampaignRunner:
             log.warning("campaign %s: saving %d attempts, %d leads, %d agents failed: %s",
                         self.spec.id, len(writes.attempts), len(writes.leads),
                         len(writes.agents), exc)
-            return False
-        for reason in refused:
-            log.warning("campaign %s: %s", self.spec.id, reason)
+            return None
+        for refusal in refused:
+            log.warning("campaign %s: %s", self.spec.id, refusal)
         for attempt in writes.attempts.values():
             if attempt.ended_at is not None:
                 self._attempt_ended(attempt)
-        return True
+        return frozenset(r.record_id for r in refused if r.kind == "attempt")
 
     def _attempt_ended(self, attempt: Attempt) -> None:
         for listener in self.on_attempt_ended:
@@ -608,7 +611,7 @@ class CampaignRunner:
                 # On its own (`_run` groups a batch's records into one write instead).
                 writes = _Writes()
                 self._record(command, writes)
-                if not await self._write(writes):
+                if await self._write(writes) != frozenset():
                     raise DialerError(f"{type(command).__name__} could not be written")
             case AddDnc(number=number, campaign_id=campaign_id):
                 await store.dnc_add(number, campaign_id)

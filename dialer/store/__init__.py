@@ -12,6 +12,7 @@ cannot be reached), StoreRefused (Redis refused a command), UnknownRecord.
 from dialer.store.base import (
     CAMPAIGN_STATUSES,
     HUMAN_RESULTS,
+    Refusal,
     Store,
     StoreCorrupt,
     StoreError,
@@ -26,6 +27,6 @@ from dialer.store.redis_store import RedisStore
 
 __all__ = [
     "CAMPAIGN_STATUSES", "DEFAULT_PREFIX", "HUMAN_RESULTS", "Keys", "MemoryData", "MemoryStore",
-    "RedisStore", "Store", "StoreCorrupt", "StoreError", "StoreRefused", "StoreUnavailable",
-    "UnknownRecord", "utc_day",
+    "RedisStore", "Refusal", "Store", "StoreCorrupt", "StoreError", "StoreRefused",
+    "StoreUnavailable", "UnknownRecord", "utc_day",
 ]

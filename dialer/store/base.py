@@ -25,7 +25,8 @@ Errors (all `dialer.errors.DialerError`)::
 
     StoreError
     ├── StoreCorrupt       stored data cannot be decoded; the message names the key
-    ├── StoreUnavailable   the store cannot be reached (`ping`)
+    ├── StoreUnavailable   the store cannot be reached or does not answer in time
+    ├── StoreRefused       Redis refused a command (out of memory, a key of the wrong type)
     └── UnknownRecord      the operation needs a record that does not exist
 
 Misuse (a lead added to the wrong campaign, finishing a lead as IN_PROGRESS, an unknown
@@ -35,8 +36,8 @@ campaign status) raises `ValueError`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
-from typing import Final, Protocol
+from dataclasses import dataclass, replace
+from typing import Final, Literal, Protocol
 
 from dialer.core.model import Attempt, AttemptResult, CampaignSpec, Lead, LeadState
 from dialer.errors import DialerError
@@ -62,6 +63,18 @@ def utc_day(t: float) -> int:
 
 class StoreError(DialerError):
     """The store failed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A record `save_batch` did not write, and why (`str` gives the why)."""
+
+    kind: Literal["attempt", "lead", "agent"]
+    record_id: str
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 class StoreCorrupt(StoreError):
@@ -163,13 +176,14 @@ class Store(Protocol):
 
     async def save_batch(self, attempts: Sequence[Attempt] = (),
                          agents: Mapping[str, Mapping[str, str]] | None = None,
-                         leads: Sequence[Lead] = ()) -> list[str]:
+                         leads: Sequence[Lead] = ()) -> list[Refusal]:
         """`save_attempt` for each attempt (in order), `finish_lead` for each lead and
-        `save_agent` for each agent, all at once: Redis applies them as one transaction (one
-        round trip, three if `leads` is not empty), so a crash leaves all or none of them. A
-        lead `finish_lead` would refuse (unknown, IN_PROGRESS, of another campaign, corrupt)
-        is skipped; the result has one message per skipped lead. Of two leads with one id,
-        the later wins."""
+        `save_agent` for each agent, all at once: Redis applies them as one script (one round
+        trip), so a crash leaves all or none of them. A lead `finish_lead` would refuse
+        (unknown, IN_PROGRESS, of another campaign, corrupt) is skipped, and so is a record
+        Redis refuses to write (a key of the wrong type): the others are written all the
+        same. The result has one `Refusal` per skipped record, leads first. Of two leads with
+        one id, the later wins."""
 
     async def claim_leads(self, campaign_id: str, now: float,
                           attempt_ids: Sequence[str]) -> list[tuple[Lead, str, bool]]:

@@ -22,6 +22,7 @@ from dialer.core.model import Attempt, AttemptResult, CampaignSpec, Lead, LeadSt
 from dialer.store.base import (
     HUMAN_RESULTS,
     DayBucket,
+    Refusal,
     UnknownRecord,
     check_finished,
     check_new_lead,
@@ -305,14 +306,14 @@ class MemoryStore:
 
     async def save_batch(self, attempts: Sequence[Attempt] = (),
                          agents: Mapping[str, Mapping[str, str]] | None = None,
-                         leads: Sequence[Lead] = ()) -> list[str]:
-        refused: list[str] = []
+                         leads: Sequence[Lead] = ()) -> list[Refusal]:
+        refused: list[Refusal] = []
         finished: dict[str, Lead] = {}
         for lead in leads:
             try:
                 check_finished(self.data.leads.get(lead.id), lead)
             except (ValueError, UnknownRecord) as exc:
-                refused.append(str(exc))
+                refused.append(Refusal("lead", lead.id, str(exc)))
                 continue
             finished[lead.id] = lead
         for attempt in attempts:

@@ -35,6 +35,7 @@ from dialer.store.base import (
     CAMPAIGN_STATUSES,
     HUMAN_RESULTS,
     DayBucket,
+    Refusal,
     StoreCorrupt,
     StoreError,
     StoreRefused,
@@ -249,7 +250,10 @@ return 'ok'
 # ARGV[1]: the number of records n; ARGV[2 .. 1 + 3n]: per record its kind (a: attempt,
 # l: lead, g: agent), its key count and its argument count; then every record's arguments, in
 # order. KEYS: every record's keys, in order. An agent: KEYS agent, agents; ARGV agent id, then
-# field, value, ... Returns one reply per record (a lead's: ok or why it was refused).
+# field, value, ... Returns one reply per record (a lead's: ok or why it was refused). A record
+# whose writes Redis refuses (a key of the wrong type) replies 'error: ' and Redis's message,
+# and the records after it are still written: without the pcall, the script would stop there
+# with the records before it written and those after it lost.
 _SAVE_BATCH = f"""
 local function save_attempt(KEYS, ARGV)
 {_SAVE_ATTEMPT}
@@ -270,7 +274,13 @@ local out = {{}}
 for i = 1, n do
   local at = 2 + 3 * (i - 1)
   local nk, na = tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
-  out[i] = run[ARGV[at]]({{unpack(KEYS, k, k + nk - 1)}}, {{unpack(ARGV, a, a + na - 1)}})
+  local ok, reply = pcall(run[ARGV[at]], {{unpack(KEYS, k, k + nk - 1)}},
+                         {{unpack(ARGV, a, a + na - 1)}})
+  if not ok then
+    if type(reply) == 'table' then reply = reply['err'] end
+    reply = 'error: ' .. tostring(reply)
+  end
+  out[i] = reply
   k, a = k + nk, a + na
 end
 return out
@@ -288,6 +298,15 @@ def _text(value: object) -> str:
     if isinstance(value, str):
         return value
     raise StoreError(f"unexpected reply from Redis: {value!r}")
+
+
+def _script_error(reply: object) -> str | None:
+    """Redis's message if a `_SAVE_BATCH` record's reply says its writes were refused."""
+    if isinstance(reply, bytes | str):
+        text = _text(reply)
+        if text.startswith("error: "):
+            return f"Redis refused it: {text.removeprefix('error: ')}"
+    return None
 
 
 def _opt_text(value: object) -> str | None:
@@ -690,11 +709,11 @@ class RedisStore:
 
     async def save_batch(self, attempts: Sequence[Attempt] = (),
                          agents: Mapping[str, Mapping[str, str]] | None = None,
-                         leads: Sequence[Lead] = ()) -> list[str]:
+                         leads: Sequence[Lead] = ()) -> list[Refusal]:
         # One script, one round trip (`_SAVE_BATCH`): attempts as `_SAVE_ATTEMPT`, leads as
         # `_FINISH` (it reads the stored lead itself, so no WATCH and read are needed first),
         # agents as `save_agent`. Sent as EVALSHA (redis-py loads the script on NOSCRIPT).
-        refused: dict[str, str] = {}  # lead id -> why, in the order the leads came
+        refused: dict[str, Refusal] = {}  # lead id -> why, in the order the leads came
         unique = {lead.id: lead for lead in leads}
         finishing: list[Lead] = []
         for lead in unique.values():
@@ -703,7 +722,8 @@ class RedisStore:
                     check_finished(lead, lead)  # raises the same refusal as finish_lead
                 finishing.append(lead)
             except ValueError as exc:
-                refused[lead.id] = f"lead {lead.id!r} not finished: {exc}"
+                refused[lead.id] = Refusal("lead", lead.id,
+                                           f"lead {lead.id!r} not finished: {exc}")
         if not (attempts or agents or finishing):
             return list(refused.values())
         plan: list[str] = []
@@ -722,12 +742,25 @@ class RedisStore:
             add("g", ([self.keys.agent(agent_id), self.keys.agents()],
                       [agent_id, *(x for pair in fields.items() for x in pair)]))
         replies = await self._save_batch(keys=keys, args=[str(len(plan) // 3), *plan, *args])
-        outcomes = replies[len(attempts):len(attempts) + len(finishing)]
-        for lead, outcome in zip(finishing, outcomes, strict=True):
-            reason = _text(outcome)
-            if reason != "ok":
-                refused[lead.id] = f"lead {lead.id!r} not finished: {_FINISH_REFUSALS[reason]}"
-        return [refused[i] for i in unique if i in refused]
+        if not isinstance(replies, list) or len(replies) != len(plan) // 3:
+            raise StoreError(f"unexpected reply from Redis: {replies!r}")
+        outcomes = iter(replies)
+        errors: list[Refusal] = []
+        for attempt, reply in zip(attempts, outcomes, strict=False):
+            if (error := _script_error(reply)) is not None:
+                errors.append(Refusal("attempt", attempt.id,
+                                      f"attempt {attempt.id!r} not saved: {error}"))
+        for lead, reply in zip(finishing, outcomes, strict=False):
+            reason = _script_error(reply)
+            if reason is None and (text := _text(reply)) != "ok":
+                reason = _FINISH_REFUSALS.get(text, f"unexpected reply from Redis: {text!r}")
+            if reason is not None:
+                refused[lead.id] = Refusal("lead", lead.id,
+                                           f"lead {lead.id!r} not finished: {reason}")
+        for agent_id, reply in zip(agents or {}, outcomes, strict=False):
+            if (error := _script_error(reply)) is not None:
+                errors.append(Refusal("agent", agent_id, f"agent {agent_id!r} not saved: {error}"))
+        return [refused[i] for i in unique if i in refused] + errors
 
     def _finish_call(self, lead: Lead) -> tuple[list[str], list[str]]:
         """KEYS and ARGV of `_FINISH` for one lead (see the script)."""

@@ -458,9 +458,9 @@ async def test_a_batch_skips_a_lead_it_cannot_finish_and_writes_the_rest(store: 
     assert claimed is not None
     refused = await store.save_batch([attempt("att-1", "L1")], None,
                                      [lead("L9", state=LeadState.DONE), claimed])
-    assert len(refused) == 2
-    assert "'L9'" in refused[0]
-    assert "IN_PROGRESS" in refused[1]
+    assert [(r.kind, r.record_id) for r in refused] == [("lead", "L9"), ("lead", "L1")]
+    assert "'L9'" in str(refused[0])
+    assert "IN_PROGRESS" in str(refused[1])
     assert await store.get_attempt("att-1") == attempt("att-1", "L1")
     assert await store.in_flight_leads(CID) == {"L1": "att-1"}
     assert await store.save_batch() == []
@@ -678,6 +678,34 @@ async def test_a_stored_lead_that_is_not_a_lead_raises_store_corrupt(
     with pytest.raises(StoreCorrupt, match=re.escape(key)) as caught:
         await store.get_lead("L1")
     assert reason in str(caught.value)
+
+
+async def test_a_record_redis_refuses_in_a_batch_is_reported_and_the_rest_are_written(
+        redis_backend: RedisBackend) -> None:
+    # A key of the wrong type makes the record's writes fail inside the batch script; the
+    # records after it (and before it) must still be written, and the refused ones named.
+    store = await redis_backend.open()
+    raw = await redis_backend.client()
+    await store.add_leads(CID, [lead("L1"), lead("L2"), lead("L3")])
+    claimed = [x for x, _, _ in await store.claim_leads(CID, T0, ["att-1", "att-2", "att-3"])]
+    await raw.set(redis_backend.keys.lead_attempts("L1"), "not a sorted set")
+    await raw.set(redis_backend.keys.agent("a-old"), "not a hash")  # replaced, not refused
+    await raw.delete(redis_backend.keys.lead("L3"))
+    await raw.hset(redis_backend.keys.lead("L3"), "not", "a string")
+    done = [replace(x, state=LeadState.DONE, attempts=1, last_result=AttemptResult.ABANDONED)
+            for x in claimed]
+    ended = [attempt(f"att-{i}", f"L{i}", ended_at=T0 + 5, result=AttemptResult.ABANDONED)
+             for i in (1, 2, 3)]
+    refused = await store.save_batch(ended, {"a-old": {"state": "READY"},
+                                             "a-good": {"state": "READY"}}, done)
+    assert [(r.kind, r.record_id) for r in refused] == [("lead", "L3"), ("attempt", "att-1")]
+    assert all("Redis refused it" in str(r) and "WRONGTYPE" in str(r) for r in refused)
+    assert await store.get_attempt("att-2") == ended[1]
+    assert await store.get_attempt("att-3") == ended[2]
+    assert await store.get_lead("L2") == done[1]
+    assert await store.get_agent("a-good") == {"state": "READY"}
+    assert await store.get_agent("a-old") == {"state": "READY"}
+    assert await store.abandon_stats(CID, T0) == (2, 2)  # att-2 and att-3, once each
 
 
 async def test_a_corrupt_campaign_raises_store_corrupt_naming_the_key(redis_backend: RedisBackend) -> None:

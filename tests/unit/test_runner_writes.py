@@ -5,7 +5,7 @@ asks the runner to settle sees every record decided before it asked."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 import pytest
 from aiohttp import web
@@ -15,11 +15,13 @@ from dialer import api
 from dialer.ari import Ari
 from dialer.config import AriConfig, Secret
 from dialer.core.agent import Agent, AgentState
-from dialer.core.campaign import Originate, SaveAgent, SetRunning, Tick
+from dialer.core.campaign import CallEnded, Command, Originate, SaveAgent, SetRunning, Tick
 from dialer.core.escalation import AnyEvent
-from dialer.core.model import CampaignSpec, DialMode, SafeHarbor
+from dialer.core.model import Attempt, CampaignSpec, DialMode, Lead, SafeHarbor
+from dialer.core.outcome import DialOutcome
 from dialer.metrics import Metrics
 from dialer.runner import TICK, CampaignRunner, Dialer, _Writes
+from dialer.store import Refusal
 from dialer.store.memory import MemoryStore
 
 NOON = 1_795_000_000.0
@@ -30,9 +32,11 @@ class CountingStore(MemoryStore):
         super().__init__()
         self.batches = 0
 
-    async def save_batch(self, *args: object, **kw: object) -> list[str]:
+    async def save_batch(self, attempts: Sequence[Attempt] = (),
+                         agents: Mapping[str, Mapping[str, str]] | None = None,
+                         leads: Sequence[Lead] = ()) -> list[Refusal]:
         self.batches += 1
-        return await super().save_batch(*args, **kw)  # type: ignore[arg-type]
+        return await super().save_batch(attempts, agents, leads)
 
 
 class Runner(CampaignRunner):
@@ -156,6 +160,45 @@ async def test_a_call_is_placed_at_once_and_only_after_its_records_are_written(
         if runner.carried:
             break
     assert runner.carried == [(originate, 1)]  # no linger: written, then carried out
+    assert await state(runner, "a1") == "RESERVED"
+
+
+class RefusingStore(CountingStore):
+    """Writes every record of a batch but the attempts it names, which it reports refused
+    (as Redis does a record whose key has the wrong type)."""
+
+    def __init__(self, refuse: set[str]) -> None:
+        super().__init__()
+        self.refuse = refuse
+
+    async def save_batch(self, attempts: Sequence[Attempt] = (),
+                         agents: Mapping[str, Mapping[str, str]] | None = None,
+                         leads: Sequence[Lead] = ()) -> list[Refusal]:
+        kept = [a for a in attempts if a.id not in self.refuse]
+        refused = await super().save_batch(kept, agents, leads)
+        return refused + [Refusal("attempt", a.id, f"attempt {a.id!r} not saved: refused")
+                          for a in attempts if a.id in self.refuse]
+
+
+async def test_a_call_whose_attempt_the_store_refused_is_not_placed_and_the_rest_are() -> None:
+    store = RefusingStore({"call-1"})
+    runner = Runner(store)
+    writes = agent_batch(runner, "a1", AgentState.RESERVED)
+    originates: list[Command] = [Originate(f"call-{i}", f"L{i}", f"PJSIP/+1212555000{i}@carrier",
+                            "Acme <+15550100>", 15.0) for i in (1, 2)]
+    for i in (1, 2):
+        writes.attempts[f"call-{i}"] = Attempt(id=f"call-{i}", campaign_id="camp", lead_id=f"L{i}",
+                                               phone="+12125550001", originated_at=NOON)
+    runner._outbox.put_nowait((writes, originates))
+    writer = asyncio.create_task(runner._write_out())
+    try:
+        ended = await asyncio.wait_for(runner.inbox.get(), 10.0)
+    finally:
+        writer.cancel()
+    assert runner.carried == [(originates[1], 1)]
+    assert isinstance(ended, CallEnded)
+    assert (ended.call_id, ended.outcome) == ("call-1", DialOutcome.FAILED)
+    assert await store.get_attempt("call-2") is not None
     assert await state(runner, "a1") == "RESERVED"
 
 

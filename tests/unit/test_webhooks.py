@@ -453,5 +453,5 @@ async def test_the_runner_tells_listeners_of_ended_attempts_once_they_are_on_rec
     writes = _Writes()
     writes.attempts["c-spring-open"] = attempt("c-spring-open", ended_at=None, result=None)
     writes.attempts["c-spring-done"] = attempt("c-spring-done")
-    assert await runner._write(writes)
+    assert await runner._write(writes) == frozenset()  # written, nothing refused
     assert told == [("c-spring-done", True)]  # only the ended one, after it was stored
