@@ -4,6 +4,7 @@
     python -m dialer.sim scenario NAME [--policy predictive] [--hours H] [--days D]
     python -m dialer.sim scale [--agents 10000] [--hours 0.25]
     python -m dialer.sim yardstick [--seed 1] [--tune-seed 2]   (the ratio tuned on another day)
+    python -m dialer.sim knowing [--seeds 1 2 3]   (the pacer told when every agent will be free)
     python -m dialer.sim plot docs/img/pacing_runs.json   (tables and plots from a grid's JSON)
 
 Writes into --img (docs/img): pacing_runs[_quick].csv and .json (every run) and the plots.
@@ -323,6 +324,57 @@ def cmd_yardstick(args: argparse.Namespace) -> int:
     return 0
 
 
+KNOWING_SIZES = (5, 20, 100)  # team sizes the occupancy targets name
+
+
+def knowing_table(cells: Sequence[Scenario], results: Sequence[RunResult]) -> str:
+    """Markdown: per cell, our pacer and `knowing` (the same pacer told when every busy agent
+    will be free and the true live-answer rate) as shares of the oracle, mean over the seeds,
+    with the worst run's abandon rate."""
+    from dialer.sim.plots import TARGETS
+
+    rows = ["| cell | target | predictive: % of oracle (worst abandon) | knowing the agents | "
+            "gain, points |", "|---|---|---|---|---|"]
+    for s in cells:
+        row = [f"| {s.name} | {TARGETS.get(s.staff.agents, 0.0):.0%} |"]
+        means = []
+        for name in ("predictive", "knowing"):
+            runs = [r for r in results if r.scenario == s.name and r.policy == name]
+            if not runs:
+                row.append(" — |")
+                continue
+            mean = sum(r.vs_oracle for r in runs) / len(runs)
+            means.append(mean)
+            row.append(f" {mean:.1%} ({max(r.abandon for r in runs):.2%}, {len(runs)} seeds) |")
+        gain = f" {100 * (means[1] - means[0]):+.1f} |" if len(means) == 2 else " — |"
+        rows.append("".join(row) + gain)
+    return "\n".join(rows)
+
+
+def cmd_knowing(args: argparse.Namespace) -> int:
+    """Our pacer against the same pacer told what no dialer knows — when every busy agent
+    will be free, and the list's true live-answer rate (`knowing`) — on the same seeds: how
+    much of the gap to the oracle better estimates of the agents and the answer rate could
+    close (docs/PACING_BENCH.md, "Knowing the agents")."""
+    from dialer.sim.plots import knowing
+
+    cells = [s for s in grid(args.quick) if s.staff.agents in KNOWING_SIZES
+             and (args.cells is None or s.name in args.cells)]
+    tasks = [Task(s, name, seed) for s in cells for seed in args.seeds
+             for name in ("predictive", "knowing")]
+    results = run_tasks(tasks, args.jobs, not args.no_progress)
+    table = knowing_table(cells, results)
+    print(table)
+    if args.markdown:
+        Path(args.markdown).write_text(table + "\n")
+    if not args.no_plots:
+        out = Path(args.img)
+        out.mkdir(parents=True, exist_ok=True)
+        path = knowing(results, cells, out / f"pacing_knowing{'_quick' if args.quick else ''}.png")
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     """Tables and plots again from a grid's JSON, without simulating."""
     from dialer.sim.plots import draw_all, load
@@ -425,6 +477,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     y.add_argument("--markdown", help="also write the table to this Markdown file")
     y.add_argument("--no-progress", action="store_true")
     y.set_defaults(func=cmd_yardstick)
+    k = sub.add_parser("knowing", help="our pacer against the same pacer told when every agent "
+                       "will be free and the true answer rate (what better estimates could gain)")
+    k.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    k.add_argument("--quick", action="store_true")
+    k.add_argument("--cells", nargs="+", help="only these grid cells (e.g. a20-l15-t60)")
+    k.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    k.add_argument("--img", default="docs/img", help="where the plot goes")
+    k.add_argument("--markdown", help="also write the table to this Markdown file")
+    k.add_argument("--no-plots", action="store_true")
+    k.add_argument("--no-progress", action="store_true")
+    k.set_defaults(func=cmd_knowing)
     c = sub.add_parser("scale", help="one large run, to measure the simulator's speed")
     c.add_argument("--agents", type=int, default=10_000)
     c.add_argument("--hours", type=float, default=0.25)

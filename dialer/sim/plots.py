@@ -247,6 +247,40 @@ def gap(path: Path, sizes: Sequence[tuple[int, float]] = ((20, 4.0), (100, 1.0))
     return path
 
 
+def knowing(results: Sequence[RunResult], cells: Sequence[Scenario], path: Path) -> Path:
+    """Our pacer next to the same pacer told when every busy agent will be free and the true
+    live-answer rate (`knowing`), per cell as a share of the oracle (mean over the seeds, each
+    seed a dot), with the targets: the gap `knowing` leaves is what no estimate of the agents
+    or the answer rate can close."""
+    fig, ax = plt.subplots(figsize=(max(8.0, 0.75 * len(cells)), 4.6))
+    x = list(range(len(cells)))
+    for offset, name, color, label in ((-0.2, "predictive", COLORS["predictive"], "predictive"),
+                                       (0.2, "knowing", "tab:purple",
+                                        "knowing when each agent frees, and the answer rate")):
+        means = []
+        for i, s in enumerate(cells):
+            runs = [r for r in results if r.scenario == s.name and r.policy == name]
+            means.append(100 * sum(r.vs_oracle for r in runs) / len(runs) if runs else 0.0)
+            ax.scatter([i + offset] * len(runs), [100 * r.vs_oracle for r in runs], s=8,
+                       color="black", zorder=3)
+        ax.bar([i + offset for i in x], means, width=0.4, color=color, label=label)
+    for i, s in enumerate(cells):
+        target = TARGETS.get(s.staff.agents)
+        if target:
+            ax.plot([i - 0.45, i + 0.45], [100 * target] * 2, color="black", lw=1.2, ls=":")
+    ax.plot([], [], color="black", lw=1.2, ls=":", label="target")
+    ax.set_xticks(x, [s.name for s in cells], rotation=45, ha="right", fontsize=8)
+    ax.set_ylim(40, 100)
+    ax.set_ylabel("talk-min per agent-hour, % of oracle")
+    ax.set_title("Knowing when every agent frees buys 0-2 points: the rest is which calls answer")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def recovery(path: Path, seeds: Sequence[int] = (1, 2, 3, 4, 5), agents: int = 5,
              live: float = 0.05, talk: float = 60.0, hours: float | None = None) -> Path:
     """The recovery budget: the shipped pacer (a floor of 12 % of the target at and over the

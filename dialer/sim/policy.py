@@ -15,6 +15,11 @@ told (progressive and power never dial with nobody ready; the engine enforces th
   answer-rate uncertainty switched off (`ring_age=False`, `talk_lookahead=False`,
   `margin_humans=inf`, `uncertainty=False`) and no recovery budget (`floor=0`): the pacer
   as it was before them, for before/after on the same seeds.
+* knowing: a diagnostic, not a policy a dialer could run — the core's `PredictivePacer` (and
+  its settings) with `AgentOracle` for a model: told when every busy agent will be free and
+  the list's true live-answer rate, which only the simulator knows. What it gains over
+  predictive is what better estimates of those could gain; what it still misses is which
+  calls a person answers, and when (docs/PACING_BENCH.md, "Knowing the agents").
 * oracle: not simulated — the clairvoyant bound of DIALING.md §4, computed analytically as
   60 × T / (T + W) talk-minutes per agent-hour at 100 % occupancy and 0 % abandon.
 """
@@ -27,13 +32,14 @@ from typing import Any
 
 from dialer.core.model import CampaignSpec, DialMode
 from dialer.core.pacing import Pacer, PredictivePacer, VicidialAdaptPacer, make_pacer
+from dialer.sim.probe import AgentOracle
 
 _OPTIONS = ("safety", "taper_start", "connect_grace", "warmup_dials", "exact_limit", "ring_age",
             "talk_lookahead", "margin_humans", "uncertainty", "time_resolved", "answer_grace",
             "floor")
 _INT_OPTIONS = ("warmup_dials", "exact_limit")
 _BOOL_OPTIONS = ("ring_age", "talk_lookahead", "uncertainty", "time_resolved")
-POLICIES = ("progressive", "power", "vicidial", "predictive", "baseline")
+POLICIES = ("progressive", "power", "vicidial", "predictive", "baseline", "knowing")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +76,7 @@ class Policy:
 
     def pacer(self, spec: CampaignSpec, live: float) -> Pacer:
         """A fresh pacer for one campaign (`live`: the list's mean live-answer rate, used only
-        for the VICIdial operator's maximum level)."""
+        for the VICIdial operator's maximum level and told to `knowing`)."""
         if self.name == "vicidial":
             top = self.vicidial_max_level or max(3.0, 1.5 / max(live, 1e-3))
             return VicidialAdaptPacer(spec.abandon_target, max_level=top)
@@ -80,6 +86,8 @@ class Policy:
             kw = {"ring_age": False, "talk_lookahead": False, "margin_humans": math.inf,
                   "uncertainty": False, "time_resolved": False, "floor": 0.0, **kw}
             return PredictivePacer(spec.abandon_target, **kw)
+        if self.name == "knowing":
+            return PredictivePacer(spec.abandon_target, model=AgentOracle(live), **kw)
         if self.name == "predictive" and kw:
             return PredictivePacer(spec.abandon_target, **kw)
         return make_pacer(spec.dial_mode, power_ratio=spec.power_ratio,
@@ -87,15 +95,15 @@ class Policy:
 
 
 def parse(text: str) -> Policy:
-    """'progressive', 'vicidial', 'predictive', 'baseline', 'power:2.5', or a predictive one
-    with pacer settings: 'predictive:safety=1,connect_grace=2'."""
+    """'progressive', 'vicidial', 'predictive', 'baseline', 'knowing', 'power:2.5', or a
+    predictive one with pacer settings: 'predictive:safety=1,connect_grace=2'."""
     name, _, arg = text.partition(":")
     if name == "power":
         return Policy("power", ratio=float(arg or "1.5"))
     options = []
     for item in filter(None, arg.split(",")):
         key, _, value = item.partition("=")
-        if key not in _OPTIONS or name not in ("predictive", "baseline"):
+        if key not in _OPTIONS or name not in ("predictive", "baseline", "knowing"):
             raise ValueError(f"unknown setting {key!r} for policy {name!r}")
         options.append((key, float(value)))
     return Policy(name, options=tuple(options))

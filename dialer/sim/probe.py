@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dialer.core.pacing import ForwardingObservations, PacingSnapshot, PredictivePacer
+from dialer.core.pacing import Estimator, ForwardingObservations, PacingSnapshot, PredictivePacer
 
 
 class RingingProbe(ForwardingObservations):
@@ -33,3 +33,39 @@ class RingingProbe(ForwardingObservations):
             self.samples.append((snap.now, flight * model.p_live, weighed, self.truth()))
         return self.inner.decide(snap)
 
+
+
+class AgentOracle(Estimator):
+    """A diagnostic model, not a policy: the online `Estimator` (ring ages, the answer rate's
+    ring-time table), except that it is told what no pacer may know — when every busy agent
+    will be free (the end of the call the simulator drew, plus the wrap-up the agent will
+    take) and the true live-answer rate (`live`). Handed to the core's `PredictivePacer`, it
+    measures how much of the gap to the oracle is the agents' uncertain free times and the
+    estimated answer rate, and how much is left to the one thing it still cannot know: which
+    calls will be answered, and when (docs/PACING_BENCH.md, "Knowing the agents")."""
+
+    __slots__ = ("free_times", "live", "now")
+
+    def __init__(self, live: float) -> None:
+        super().__init__()
+        self.live = live
+        self.now = 0.0
+        # Set by the simulator: when each agent on a call or in wrap-up will be READY again.
+        self.free_times: Callable[[], list[float]] = list
+
+    def advance(self, now: float) -> None:
+        self.now = now
+        super().advance(now)
+
+    @property
+    def p_live(self) -> float:
+        return self.live
+
+    @property
+    def p_live_error(self) -> float:
+        return 0.0
+
+    def p_free(self, talking: tuple[float, ...], wrapping: tuple[float, ...],
+               horizon: float) -> list[float]:
+        by = self.now + horizon
+        return [1.0 if t <= by else 0.0 for t in self.free_times()]

@@ -108,7 +108,7 @@ from dialer.sim.metrics import (
     worst_rate,
 )
 from dialer.sim.policy import Policy
-from dialer.sim.probe import RingingProbe
+from dialer.sim.probe import AgentOracle, RingingProbe
 from dialer.sim.scenario import Scenario
 
 # The runtime's cadences (dialer.runner: TICK, LEADS_REFRESH, STATS_REFRESH); a test keeps
@@ -252,6 +252,10 @@ class Simulator:
         self.call_seq = 0
         self.dnc: set[str] = set()
         self._pending: dict[str, Lead] = {}  # call id -> lead, while LeadsClaimed is handled
+        # For `AgentOracle` only (None otherwise): when each call put through to an agent
+        # ends, and when each agent in wrap-up keys the disposition.
+        self._talk_ends: dict[str, float] | None = None
+        self._dispo_at: dict[str, float] = {}
         self.zone = ZoneInfo(scenario.zone)
         cust = scenario.customers
         self._ring = _lognormal_params(cust.ring_mean, 0.4)
@@ -271,6 +275,10 @@ class Simulator:
             engine = CampaignEngine(spec, pacer=pacer)
             if isinstance(pacer, RingingProbe):
                 pacer.truth = self._humans_to_come(engine)
+            inner = getattr(pacer, "inner", pacer)  # a probe's pacer
+            if isinstance(inner, PredictivePacer) and isinstance(inner.model, AgentOracle):
+                inner.model.free_times = _values(self.free_at(engine))
+                self._talk_ends = {}
             size = None if scenario.leads is None else scenario.leads // groups
             agents = [f"{cid}-a{i}" for i in range(g, staff.agents, groups)]
             self.desks.append(_Desk(g, engine, LeadPool(cid, scenario.zone, size, self.first_start),
@@ -551,6 +559,9 @@ class Simulator:
 
     def _connect(self, desk: _Desk, command: ConnectAgent) -> None:
         at = self.now + CONNECT_LATENCY
+        call = self.calls.get(command.call_id)
+        if self._talk_ends is not None and call is not None:
+            self._talk_ends[command.call_id] = at + call.talk  # as `_bridged` will schedule it
         self._event(at, desk.index, CallBridged(at, command.call_id))
 
     def _bridged(self, desk: _Desk, event: CallBridged) -> None:
@@ -598,6 +609,8 @@ class Simulator:
         call = self.calls.pop(attempt.id, None)
         if call is None:
             return  # recorded already
+        if self._talk_ends is not None:
+            self._talk_ends.pop(attempt.id, None)
         self.live_calls -= 1
         self.ledger.attempt(attempt, call.human and attempt.amd_status == "MACHINE")
 
@@ -616,8 +629,34 @@ class Simulator:
         agent = command.agent
         if self.ledger.agent(agent) and agent.state is AgentState.WRAP_UP and agent.call_id:
             rng = self._agent_rng(agent.id)
-            wrap = min(WRAP_LIMIT - 1.0, rng.gammavariate(4.0, self.scenario.staff.wrap_mean / 4.0))
+            wrap = self._draw_wrap(rng)
             self._push(self.now + wrap, _DISPO, desk.index, (agent.id, agent.call_id))
+            self._dispo_at[agent.id] = self.now + wrap
+
+    def _draw_wrap(self, rng: random.Random) -> float:
+        return min(WRAP_LIMIT - 1.0, rng.gammavariate(4.0, self.scenario.staff.wrap_mean / 4.0))
+
+    def free_at(self, engine: CampaignEngine) -> Callable[[], dict[str, float]]:
+        """For `AgentOracle` (what the simulator knows and no pacer may): when each of the
+        campaign's agents on a call or in wrap-up will key the disposition — the call's drawn
+        end (from when the bridge is asked for) plus the wrap-up the agent's stream will draw
+        next, or the wrap-up already drawn. Exact unless the agent's
+        stream draws something else first (a break, a step-out). Call ends are kept only when
+        the campaign's pacer has an `AgentOracle`."""
+        talk_ends = self._talk_ends if self._talk_ends is not None else {}
+
+        def times() -> dict[str, float]:
+            out: dict[str, float] = {}
+            for agent in engine.agents.values():
+                if agent.state is AgentState.WRAP_UP:
+                    out[agent.id] = self._dispo_at.get(agent.id, self.now)
+                elif agent.state in (AgentState.RESERVED, AgentState.ON_CALL):
+                    end = talk_ends.get(agent.call_id or "", self.now)
+                    peek = random.Random()
+                    peek.setstate(self._agent_rng(agent.id).getstate())
+                    out[agent.id] = end + self._draw_wrap(peek)
+            return out
+        return times
 
     def _humans_to_come(self, engine: CampaignEngine) -> Callable[[], int]:
         """Diagnostics only: how many calls still ringing or in AMD will reach a person (what
@@ -688,6 +727,10 @@ class Simulator:
             ab.append(cell[1] / cell[0] if cell[0] else 0.0)
             cum.append(a_sum / h_sum if h_sum else 0.0)
         return Series(tuple(ts), tuple(live), tuple(tmh), tuple(ab), tuple(cum))
+
+
+def _values(times: Callable[[], dict[str, float]]) -> Callable[[], list[float]]:
+    return lambda: list(times().values())
 
 
 def simulate(scenario: Scenario, policy: Policy, seed: int = 1, **kw: Any) -> RunResult:

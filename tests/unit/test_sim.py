@@ -6,18 +6,20 @@ import ast
 import inspect
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import dialer.runner
 import dialer.sim
 from dialer.core.agent import Agent, AgentState
-from dialer.core.campaign import CampaignEngine
+from dialer.core.campaign import CampaignEngine, SaveAgent, Tick
 from dialer.core.model import AmdMode
 from dialer.core.pacing import Estimator, PacingSnapshot, PredictivePacer, ProgressivePacer
 from dialer.sim import simulator as sim_module
 from dialer.sim.metrics import Ledger, percentile, rolling_worst, worst_rate
 from dialer.sim.policy import POLICIES, Policy, parse
+from dialer.sim.probe import AgentOracle
 from dialer.sim.scenario import DRIFT, Carrier, Customers, Scenario, Staff, cell
 from dialer.sim.simulator import Simulator, simulate, simulate_warm
 
@@ -176,12 +178,17 @@ def test_the_simulator_keeps_the_runtime_cadences() -> None:
 
 
 def test_no_pacing_logic_is_copied_into_the_simulator() -> None:
-    """Only the diagnostic probe has a `decide`, and it ends in the core pacer's `decide`."""
+    """Only the diagnostic probe has a `decide`, and it ends in the core pacer's `decide`; the
+    only `p_free` is the `knowing` diagnostic's, which reads the simulator's truth."""
     for path in SIM_DIR.glob("*.py"):
         tree = ast.parse(path.read_text())
+        told = [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == "AgentOracle"]
+        allowed = {id(n) for c in told for n in ast.walk(c) if isinstance(n, ast.FunctionDef)
+                   and n.name == "p_free" and "self.free_times()" in ast.unparse(n)}
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef):
-                assert node.name not in ("_exact", "_approx", "_overflow", "budget", "p_free"), path
+                assert node.name not in ("_exact", "_approx", "_overflow", "budget"), path
+                assert node.name != "p_free" or id(node) in allowed, path
                 if node.name == "decide":
                     assert path.name == "probe.py"
                     assert "self.inner.decide(" in ast.unparse(node)
@@ -287,6 +294,58 @@ def test_policy_names() -> None:
     assert isinstance(now.model, Estimator)
     assert now.model.ring_age
     assert not now.time_resolved  # measured, not shipped (docs/PACING_BENCH.md)
+
+
+class Watching(Simulator):
+    """Notes, at every pacing tick, when the simulator says each busy agent will be free, and
+    when each agent really leaves wrap-up."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.told: list[tuple[float, dict[str, float]]] = []
+        self.freed: dict[str, list[float]] = {}
+        self.states: dict[str, AgentState] = {}
+
+    def _deliver(self, desk: Any, event: Any, handlers: Any) -> None:
+        if isinstance(event, Tick):
+            self.told.append((self.now, self.free_at(desk.engine)()))
+        super()._deliver(desk, event, handlers)
+
+    def _save_agent(self, desk: Any, command: SaveAgent) -> None:
+        agent = command.agent
+        if self.states.get(agent.id) is AgentState.WRAP_UP and agent.state is not AgentState.WRAP_UP:
+            self.freed.setdefault(agent.id, []).append(self.now)
+        self.states[agent.id] = agent.state
+        super()._save_agent(desk, command)
+
+
+def test_the_knowing_diagnostic_is_told_exactly_when_each_busy_agent_will_be_free() -> None:
+    sim = Watching(small(agents=5, hours=0.5), parse("knowing"), seed=3)
+    pacer = sim.desks[0].engine.pacer
+    assert isinstance(pacer, PredictivePacer)
+    assert isinstance(pacer.model, AgentOracle)
+    assert pacer.model.p_live == 0.3  # the list's true rate, not an estimate
+    r = sim.run()
+    assert r.connects > 20
+    checked = 0
+    for now, told in sim.told:
+        for aid, at in told.items():
+            later = [t for t in sim.freed.get(aid, []) if t >= now]
+            if later:
+                assert later[0] == pytest.approx(at, abs=1e-6), (now, aid)
+                checked += 1
+    assert checked > 1000
+
+
+def test_knowing_the_agents_is_a_diagnostic_beside_the_shipped_pacer() -> None:
+    # The same core pacer and settings; only its model is told the truth.
+    knowing = Simulator(small(), parse("knowing:safety=1.2"), seed=1).desks[0].engine.pacer
+    assert type(knowing) is PredictivePacer
+    assert knowing.safety == 1.2
+    assert type(knowing.model) is AgentOracle
+    shipped = Simulator(small(), parse("predictive"), seed=1).desks[0].engine.pacer
+    assert isinstance(shipped, PredictivePacer)
+    assert type(shipped.model) is Estimator
 
 
 def test_the_time_resolved_model_is_a_predictive_setting() -> None:

@@ -93,6 +93,23 @@ def test_yardstick_scores_a_ratio_tuned_on_another_seed(tmp_path: Path) -> None:
     assert "(tuned elsewhere)" in lines[2]
 
 
+def test_knowing_runs_the_pacer_beside_the_one_told_the_agents_on_the_same_seeds(
+        tmp_path: Path) -> None:
+    out = tmp_path / "knowing.md"
+    assert main(["knowing", "--quick", "--cells", "a5-l30-t60", "--seeds", "1", "2", "--jobs",
+                 "1", "--no-progress", "--markdown", str(out), "--img", str(tmp_path)]) == 0
+    lines = out.read_text().splitlines()
+    assert len(lines) == 3
+    cells = [c.strip() for c in lines[2].strip("|").split("|")]
+    assert cells[:2] == ["a5-l30-t60", "70%"]
+    assert cells[2].endswith("2 seeds)")
+    assert cells[3].endswith("2 seeds)")
+    gain = float(cells[4])
+    shares = [float(c.split("%")[0]) for c in cells[2:4]]
+    assert gain == pytest.approx(shares[1] - shares[0], abs=0.11)
+    assert (tmp_path / "pacing_knowing_quick.png").stat().st_size > 10_000
+
+
 def test_yardstick_flags_a_ratio_from_another_day_that_breaks_the_ceiling() -> None:
     runs = tiny()
     ours = next(r for r in runs if r.policy == "predictive")
