@@ -277,8 +277,8 @@ class Simulator:
                 pacer.truth = self._humans_to_come(engine)
             inner = getattr(pacer, "inner", pacer)  # a probe's pacer
             if isinstance(inner, PredictivePacer) and isinstance(inner.model, AgentOracle):
-                inner.model.free_times = _values(self.free_at(engine))
                 self._talk_ends = {}
+                inner.model.free_times = _values(self.free_at(engine))
             size = None if scenario.leads is None else scenario.leads // groups
             agents = [f"{cid}-a{i}" for i in range(g, staff.agents, groups)]
             self.desks.append(_Desk(g, engine, LeadPool(cid, scenario.zone, size, self.first_start),
@@ -643,9 +643,8 @@ class Simulator:
         next, or the wrap-up already drawn. Exact unless the agent's
         stream draws something else first (a break, a step-out). Call ends are kept only when
         the campaign's pacer has an `AgentOracle`."""
-        talk_ends = self._talk_ends if self._talk_ends is not None else {}
-
         def times() -> dict[str, float]:
+            talk_ends = self._talk_ends or {}
             out: dict[str, float] = {}
             for agent in engine.agents.values():
                 if agent.state is AgentState.WRAP_UP:

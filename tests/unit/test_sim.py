@@ -308,7 +308,10 @@ class Watching(Simulator):
 
     def _deliver(self, desk: Any, event: Any, handlers: Any) -> None:
         if isinstance(event, Tick):
-            self.told.append((self.now, self.free_at(desk.engine)()))
+            told = self.free_at(desk.engine)()
+            model = desk.engine.pacer.model
+            assert sorted(model.free_times()) == sorted(told.values())  # what the pacer is told
+            self.told.append((self.now, told))
         super()._deliver(desk, event, handlers)
 
     def _save_agent(self, desk: Any, command: SaveAgent) -> None:
