@@ -154,6 +154,16 @@ AFTER_WRITES = (Originate, ApplyDisposition)
 WRITE_LINGER = 0.3
 
 
+def _attempt_of(command: Command) -> str | None:
+    """The attempt a command waiting on the writes (`AFTER_WRITES`) acts on."""
+    match command:
+        case Originate(call_id=cid):
+            return cid
+        case ApplyDisposition(attempt_id=aid):
+            return aid
+    return None
+
+
 def _wake_up(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -437,9 +447,8 @@ class CampaignRunner:
             try:
                 unsaved = await self._write(writes)
                 for command in later:
-                    # never place a call whose attempt is not on record
-                    if unsaved is None or (isinstance(command, Originate)
-                                           and command.call_id in unsaved):
+                    # never place a call, or apply a disposition, whose attempt is not on record
+                    if unsaved is None or _attempt_of(command) in unsaved:
                         log.warning("campaign %s: %s not carried out: its records were not "
                                     "saved", self.spec.id, type(command).__name__)
                         self._command_failed(command)
@@ -499,10 +508,11 @@ class CampaignRunner:
             return None
         for refusal in refused:
             log.warning("campaign %s: %s", self.spec.id, refusal)
+        unsaved = frozenset(r.record_id for r in refused if r.kind == "attempt")
         for attempt in writes.attempts.values():
-            if attempt.ended_at is not None:
+            if attempt.ended_at is not None and attempt.id not in unsaved:
                 self._attempt_ended(attempt)
-        return frozenset(r.record_id for r in refused if r.kind == "attempt")
+        return unsaved
 
     def _attempt_ended(self, attempt: Attempt) -> None:
         for listener in self.on_attempt_ended:

@@ -26,7 +26,8 @@ Errors (all `dialer.errors.DialerError`)::
     StoreError
     ├── StoreCorrupt       stored data cannot be decoded; the message names the key
     ├── StoreUnavailable   the store cannot be reached or does not answer in time
-    ├── StoreRefused       Redis refused a command (out of memory, a key of the wrong type)
+    ├── StoreRefused       Redis refused a command (out of memory, a key of the wrong type;
+    │                      `save_batch` reports a refused record instead, as a `Refusal`)
     └── UnknownRecord      the operation needs a record that does not exist
 
 Misuse (a lead added to the wrong campaign, finishing a lead as IN_PROGRESS, an unknown

@@ -214,7 +214,8 @@ return 1
 #       ready:<new priority>, locked:<new priority>, locked_next_at, state:<new state>
 # ARGV: lead id, json, campaign id, ready prefix, locked prefix, new state, new priority,
 #       next_at, lockout_until, locked (1/0)
-# Returns ok, or why nothing was written: unknown, corrupt, campaign.
+# Returns ok, or why nothing was written: unknown, corrupt, campaign, or (from `wrong_type`,
+# defined by `_SAVE_BATCH`) 'error: WRONGTYPE ...'.
 _FINISH = """
 local raw = redis.call('GET', KEYS[1])
 if not raw then return 'unknown' end
@@ -222,12 +223,17 @@ local ok, old = pcall(cjson.decode, raw)
 if not ok or type(old) ~= 'table' then return 'corrupt' end
 if old['campaign_id'] ~= ARGV[3] then return 'campaign' end
 local id = ARGV[1]
-for i = 4, 7 do redis.call('ZREM', KEYS[i], id) end
+local queued = {}
 if type(old['priority']) == 'number' then
   local level = string.format('%d', old['priority'])
-  redis.call('ZREM', ARGV[4] .. level, id)
-  redis.call('ZREM', ARGV[5] .. level, id)
+  queued = {ARGV[4] .. level, ARGV[5] .. level}
 end
+local bad = wrong_type(KEYS, {[3] = 'zset', [4] = 'zset', [5] = 'zset', [6] = 'zset',
+  [7] = 'zset', [8] = 'zset', [9] = 'zset', [10] = 'zset', [11] = 'hash', [12] = 'zset'})
+  or wrong_type(queued, {'zset', 'zset'})
+if bad then return bad end
+for i = 4, 7 do redis.call('ZREM', KEYS[i], id) end
+for _, key in ipairs(queued) do redis.call('ZREM', key, id) end
 redis.call('HDEL', KEYS[11], id)
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('DEL', KEYS[2])
@@ -250,18 +256,34 @@ return 'ok'
 # ARGV[1]: the number of records n; ARGV[2 .. 1 + 3n]: per record its kind (a: attempt,
 # l: lead, g: agent), its key count and its argument count; then every record's arguments, in
 # order. KEYS: every record's keys, in order. An agent: KEYS agent, agents; ARGV agent id, then
-# field, value, ... Returns one reply per record (a lead's: ok or why it was refused). A record
-# whose writes Redis refuses (a key of the wrong type) replies 'error: ' and Redis's message,
-# and the records after it are still written: without the pcall, the script would stop there
-# with the records before it written and those after it lost.
+# field, value, ... Returns one reply per record (a lead's: ok or why it was refused).
+# A record one of whose keys holds the wrong type is not written at all: each record checks its
+# keys' types before its first write (`wrong_type`) and replies 'error: WRONGTYPE ...', and the
+# records after it are still written. Another error in a record (pcall) replies 'error: ' and
+# Redis's message; that record may be written in part (the counters of `_SAVE_ATTEMPT` come
+# last: a day bucket that is not an integer). Out of memory aborts the whole script, which has
+# then written nothing (Redis refuses a script's writes for memory only before its first).
 _SAVE_BATCH = f"""
+local function wrong_type(keys, want)
+  for i, t in pairs(want) do
+    local have = redis.call('TYPE', keys[i])['ok']
+    if have ~= 'none' and have ~= t then
+      return 'error: WRONGTYPE ' .. keys[i] .. ' holds a ' .. have .. ', not a ' .. t
+    end
+  end
+  return nil
+end
 local function save_attempt(KEYS, ARGV)
+  local bad = wrong_type(KEYS, {{'string', 'zset', 'zset', 'set', 'hash', 'hash', 'hash'}})
+  if bad then return bad end
 {_SAVE_ATTEMPT}
 end
 local function finish(KEYS, ARGV)
 {_FINISH}
 end
 local function save_agent(KEYS, ARGV)
+  local bad = wrong_type(KEYS, {{[2] = 'set'}})
+  if bad then return bad end
   redis.call('DEL', KEYS[1])
   if #ARGV > 1 then redis.call('HSET', KEYS[1], unpack(ARGV, 2)) end
   redis.call('SADD', KEYS[2], ARGV[1])
@@ -278,7 +300,9 @@ for i = 1, n do
                          {{unpack(ARGV, a, a + na - 1)}})
   if not ok then
     if type(reply) == 'table' then reply = reply['err'] end
-    reply = 'error: ' .. tostring(reply)
+    reply = tostring(reply)
+    if string.sub(reply, 1, 3) == 'OOM' then return redis.error_reply(reply) end
+    reply = 'error: ' .. reply
   end
   out[i] = reply
   k, a = k + nk, a + na
@@ -307,6 +331,12 @@ def _script_error(reply: object) -> str | None:
         if text.startswith("error: "):
             return f"Redis refused it: {text.removeprefix('error: ')}"
     return None
+
+
+def _raise_refused(refused: Sequence[Refusal]) -> None:
+    """The single-record writes: a record `save_batch` refused is an error, not a result."""
+    if refused:
+        raise StoreRefused(str(refused[0]))
 
 
 def _opt_text(value: object) -> str | None:
@@ -705,7 +735,7 @@ class RedisStore:
                  "1" if attempt.result is AttemptResult.MACHINE else "0"])
 
     async def save_attempt(self, attempt: Attempt) -> None:
-        await self.save_batch([attempt])
+        _raise_refused(await self.save_batch([attempt]))
 
     async def save_batch(self, attempts: Sequence[Attempt] = (),
                          agents: Mapping[str, Mapping[str, str]] | None = None,
@@ -854,7 +884,7 @@ class RedisStore:
     # agents
 
     async def save_agent(self, agent_id: str, data: Mapping[str, str]) -> None:
-        await self.save_batch(agents={agent_id: data})
+        _raise_refused(await self.save_batch(agents={agent_id: data}))
 
     async def get_agent(self, agent_id: str) -> dict[str, str] | None:
         async with self.redis.pipeline(transaction=True) as pipe:

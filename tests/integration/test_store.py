@@ -38,6 +38,7 @@ from dialer.store import (
     RedisStore,
     Store,
     StoreCorrupt,
+    StoreRefused,
     StoreUnavailable,
     UnknownRecord,
     utc_day,
@@ -683,12 +684,14 @@ async def test_a_stored_lead_that_is_not_a_lead_raises_store_corrupt(
 async def test_a_record_redis_refuses_in_a_batch_is_reported_and_the_rest_are_written(
         redis_backend: RedisBackend) -> None:
     # A key of the wrong type makes the record's writes fail inside the batch script; the
-    # records after it (and before it) must still be written, and the refused ones named.
+    # records after it (and before it) must still be written, the refused ones named and left
+    # as they were (not written in part).
     store = await redis_backend.open()
     raw = await redis_backend.client()
     await store.add_leads(CID, [lead("L1"), lead("L2"), lead("L3")])
     claimed = [x for x, _, _ in await store.claim_leads(CID, T0, ["att-1", "att-2", "att-3"])]
     await raw.set(redis_backend.keys.lead_attempts("L1"), "not a sorted set")
+    assert await store.get_attempt("att-1") is None
     await raw.set(redis_backend.keys.agent("a-old"), "not a hash")  # replaced, not refused
     await raw.delete(redis_backend.keys.lead("L3"))
     await raw.hset(redis_backend.keys.lead("L3"), "not", "a string")
@@ -700,12 +703,74 @@ async def test_a_record_redis_refuses_in_a_batch_is_reported_and_the_rest_are_wr
                                              "a-good": {"state": "READY"}}, done)
     assert [(r.kind, r.record_id) for r in refused] == [("lead", "L3"), ("attempt", "att-1")]
     assert all("Redis refused it" in str(r) and "WRONGTYPE" in str(r) for r in refused)
+    assert await store.get_attempt("att-1") is None  # nothing of it written
     assert await store.get_attempt("att-2") == ended[1]
     assert await store.get_attempt("att-3") == ended[2]
     assert await store.get_lead("L2") == done[1]
     assert await store.get_agent("a-good") == {"state": "READY"}
     assert await store.get_agent("a-old") == {"state": "READY"}
     assert await store.abandon_stats(CID, T0) == (2, 2)  # att-2 and att-3, once each
+
+
+async def test_a_lead_refused_for_a_later_key_is_left_in_flight_not_lost(
+        redis_backend: RedisBackend) -> None:
+    # The lead's own key is fine but the campaign's level index is not: finishing it must not
+    # take it out of IN_PROGRESS (a lead in no state set would never be dialed again).
+    store = await redis_backend.open()
+    raw = await redis_backend.client()
+    await store.add_leads(CID, [lead("L1")])
+    claimed = await store.claim_lead(CID, T0, "att-1")
+    assert claimed is not None
+    levels = redis_backend.keys.levels(CID)
+    assert await raw.exists(levels) == 0  # nothing queued: the claim took the only lead
+    await raw.set(levels, "not a sorted set")
+    done = replace(claimed, state=LeadState.READY, attempts=1, next_at=T0 + 60)
+    refused = await store.save_batch(leads=[done])
+    assert [(r.kind, r.record_id) for r in refused] == [("lead", "L1")]
+    assert "WRONGTYPE" in str(refused[0])
+    await raw.delete(levels)
+    assert await store.in_flight_leads(CID) == {"L1": "att-1"}
+    assert await store.count_leads(CID) == {"ready": 0, "in_progress": 1, "done": 0, "dnc": 0}
+    assert await store.save_batch(leads=[done]) == []  # once the key is mended, it goes through
+    assert await store.get_lead("L1") == done
+
+
+async def test_a_batch_redis_has_no_memory_for_is_refused_whole_with_nothing_written(
+        redis_backend: RedisBackend) -> None:
+    store = await redis_backend.open()
+    raw = await redis_backend.client()
+    await store.add_leads(CID, [lead("L1")])
+    claimed = await store.claim_lead(CID, T0, "att-1")
+    assert claimed is not None
+    done = replace(claimed, state=LeadState.DONE, attempts=1, last_result=AttemptResult.TALKED)
+    ended = attempt("att-1", "L1", ended_at=T0 + 5, result=AttemptResult.TALKED)
+    config = await raw.config_get("maxmemory*")
+    await raw.config_set("maxmemory-policy", "noeviction")
+    await raw.config_set("maxmemory", "1")
+    try:
+        with pytest.raises(StoreRefused, match="used memory > 'maxmemory'"):
+            await store.save_batch([ended], {"a1": {"state": "READY"}}, [done])
+    finally:
+        await raw.config_set("maxmemory", str(config["maxmemory"]))
+        await raw.config_set("maxmemory-policy", str(config["maxmemory-policy"]))
+    assert await store.get_attempt("att-1") is None
+    assert await store.get_agent("a1") is None
+    assert await store.in_flight_leads(CID) == {"L1": "att-1"}
+    assert await store.save_batch([ended], {"a1": {"state": "READY"}}, [done]) == []
+    assert await store.get_lead("L1") == done
+
+
+async def test_a_single_record_write_redis_refuses_raises_store_refused(
+        redis_backend: RedisBackend) -> None:
+    store = await redis_backend.open()
+    raw = await redis_backend.client()
+    await raw.set(redis_backend.keys.agents(), "not a set")
+    with pytest.raises(StoreRefused, match="agent 'a1' not saved: Redis refused it: WRONGTYPE"):
+        await store.save_agent("a1", {"state": "READY"})
+    await raw.set(redis_backend.keys.lead_attempts("L1"), "not a sorted set")
+    with pytest.raises(StoreRefused, match="attempt 'att-1' not saved"):
+        await store.save_attempt(attempt("att-1", "L1"))
+    assert await store.get_attempt("att-1") is None
 
 
 async def test_a_corrupt_campaign_raises_store_corrupt_naming_the_key(redis_backend: RedisBackend) -> None:

@@ -15,9 +15,9 @@ from dialer import api
 from dialer.ari import Ari
 from dialer.config import AriConfig, Secret
 from dialer.core.agent import Agent, AgentState
-from dialer.core.campaign import CallEnded, Command, Originate, SaveAgent, SetRunning, Tick
+from dialer.core.campaign import ApplyDisposition, CallEnded, Command, Originate, SaveAgent, SetRunning, Tick
 from dialer.core.escalation import AnyEvent
-from dialer.core.model import Attempt, CampaignSpec, DialMode, Lead, SafeHarbor
+from dialer.core.model import Attempt, AttemptResult, CampaignSpec, DialMode, Lead, SafeHarbor
 from dialer.core.outcome import DialOutcome
 from dialer.metrics import Metrics
 from dialer.runner import TICK, CampaignRunner, Dialer, _Writes
@@ -181,25 +181,35 @@ class RefusingStore(CountingStore):
 
 
 async def test_a_call_whose_attempt_the_store_refused_is_not_placed_and_the_rest_are() -> None:
-    store = RefusingStore({"call-1"})
+    store = RefusingStore({"call-1", "call-3"})
     runner = Runner(store)
+    told: list[str] = []
+    runner.on_attempt_ended.append(lambda a: told.append(a.id))
     writes = agent_batch(runner, "a1", AgentState.RESERVED)
     originates: list[Command] = [Originate(f"call-{i}", f"L{i}", f"PJSIP/+1212555000{i}@carrier",
-                            "Acme <+15550100>", 15.0) for i in (1, 2)]
+                                           "Acme <+15550100>", 15.0) for i in (1, 2)]
     for i in (1, 2):
         writes.attempts[f"call-{i}"] = Attempt(id=f"call-{i}", campaign_id="camp", lead_id=f"L{i}",
                                                phone="+12125550001", originated_at=NOON)
-    runner._outbox.put_nowait((writes, originates))
+    for i in (3, 4):  # ended calls, with their agents' dispositions
+        writes.attempts[f"call-{i}"] = Attempt(
+            id=f"call-{i}", campaign_id="camp", lead_id=f"L{i}", phone="+12125550001",
+            originated_at=NOON - 60, ended_at=NOON, result=AttemptResult.TALKED)
+    dispositions: list[Command] = [ApplyDisposition(f"call-{i}", "a2", "sale", None) for i in (3, 4)]
+    runner._outbox.put_nowait((writes, originates + dispositions))
     writer = asyncio.create_task(runner._write_out())
     try:
         ended = await asyncio.wait_for(runner.inbox.get(), 10.0)
+        await runner.settle()
     finally:
         writer.cancel()
-    assert runner.carried == [(originates[1], 1)]
+    # neither the call nor the disposition whose attempt is not on record; the others are
+    assert runner.carried == [(originates[1], 1), (dispositions[1], 1)]
     assert isinstance(ended, CallEnded)
     assert (ended.call_id, ended.outcome) == ("call-1", DialOutcome.FAILED)
     assert await store.get_attempt("call-2") is not None
     assert await state(runner, "a1") == "RESERVED"
+    assert told == ["call-4"]  # listeners hear only of ended attempts that were written
 
 
 async def test_the_dialer_settles_every_runner_before_a_read() -> None:
