@@ -1025,7 +1025,7 @@ class Estimator:
 
     @property
     def p_live(self) -> float:
-        return self.p_answer * self._human.value
+        return self.p_answer * self.p_human
 
     @property
     def ring_time(self) -> float:
@@ -1113,7 +1113,7 @@ class Estimator:
         outcomes = self._outcomes
         marks, arrive = outcomes.arrivals()
         table = outcomes.ratio
-        p_h = self._human.value
+        p_h = self.p_human
         p_a = self.p_answer
         live = p_a * p_h
         rest = 1.0 - p_a
@@ -1138,7 +1138,7 @@ class Estimator:
         Ages are grouped by the table's `_AGE_STEP` bins (floored: a younger age weighs more),
         counted by bisection on the sorted ages: a 100-agent campaign at 5 % live has ~1,000
         calls ringing, and this runs 4 times a second."""
-        p_h = self._human.value
+        p_h = self.p_human
         p_a = self.p_answer
         out: list[tuple[float, int]] = []
         if ages and not self.ring_age:

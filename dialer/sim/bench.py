@@ -4,7 +4,7 @@
     python -m dialer.sim scenario NAME [--policy predictive] [--hours H] [--days D]
     python -m dialer.sim scale [--agents 10000] [--hours 0.25]
     python -m dialer.sim yardstick [--seed 1] [--tune-seed 2]   (the ratio tuned on another day)
-    python -m dialer.sim knowing [--seeds 1 2 3]   (the pacer told when every agent will be free)
+    python -m dialer.sim knowing [--seeds 1 2 3] [--hours H]   (the pacer told the agents)
     python -m dialer.sim plot docs/img/pacing_runs.json   (tables and plots from a grid's JSON)
 
 Writes into --img (docs/img): pacing_runs[_quick].csv and .json (every run) and the plots.
@@ -31,7 +31,7 @@ from pathlib import Path
 
 from dialer.sim.metrics import RunResult
 from dialer.sim.policy import Policy, parse
-from dialer.sim.scenario import Scenario, grid, scale, specials
+from dialer.sim.scenario import Scenario, grid, scale, shifted, specials
 from dialer.sim.simulator import simulate, simulate_warm
 
 CEILING = 0.03
@@ -360,6 +360,8 @@ def cmd_knowing(args: argparse.Namespace) -> int:
 
     cells = [s for s in grid(args.quick) if s.staff.agents in KNOWING_SIZES
              and (args.cells is None or s.name in args.cells)]
+    if args.hours:
+        cells = [shifted(s, args.hours) for s in cells]
     tasks = [Task(s, name, seed) for s in cells for seed in args.seeds
              for name in ("predictive", "knowing")]
     results = run_tasks(tasks, args.jobs, not args.no_progress)
@@ -482,8 +484,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     k.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     k.add_argument("--quick", action="store_true")
     k.add_argument("--cells", nargs="+", help="only these grid cells (e.g. a20-l15-t60)")
+    k.add_argument("--hours", type=float, help="shift length instead of the grid's (two breaks "
+                   "from 4 h)")
     k.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    k.add_argument("--img", default="docs/img", help="where the plot goes")
+    k.add_argument("--img", default="docs/img", help="where the plot goes (--no-plots: none)")
     k.add_argument("--markdown", help="also write the table to this Markdown file")
     k.add_argument("--no-plots", action="store_true")
     k.add_argument("--no-progress", action="store_true")

@@ -210,13 +210,13 @@ def gap(path: Path, sizes: Sequence[tuple[int, float]] = ((20, 4.0), (100, 1.0))
     budget buys no occupancy: the loss is in the model's one-horizon look-ahead, not its
     budget."""
     from dialer.sim.policy import Policy
-    from dialer.sim.scenario import cell
+    from dialer.sim.scenario import cell, shifted
     from dialer.sim.simulator import simulate
 
     fig, axes = plt.subplots(1, len(sizes), figsize=(5.2 * len(sizes), 4.4), squeeze=False)
     for ax, (agents, hours) in zip(axes[0], sizes, strict=True):
         s = cell(agents, live, talk)
-        s = replace(s, staff=replace(s.staff, shift_hours=hours, breaks=2 if hours >= 4 else 0))
+        s = shifted(s, hours)
         pred = [simulate(s, Policy("predictive", options=(("safety", k),)), seed) for k in SAFETIES]
         base = simulate(s, Policy("baseline"), seed)
         ratios = [round(f / live, 2) for f in (0.6, 0.9, 1.2, 1.8, 2.7, 4.0)]
@@ -288,12 +288,12 @@ def recovery(path: Path, seeds: Sequence[int] = (1, 2, 3, 4, 5), agents: int = 5
     none, a run whose window reaches the target early idles its agents for an hour or more
     while the few people progressive dialing reaches dilute the abandons."""
     from dialer.sim.policy import Policy
-    from dialer.sim.scenario import cell
+    from dialer.sim.scenario import cell, shifted
     from dialer.sim.simulator import simulate
 
     s = cell(agents, live, talk)
     if hours is not None:
-        s = replace(s, staff=replace(s.staff, shift_hours=hours, breaks=2 if hours >= 4 else 0))
+        s = shifted(s, hours)
     policies = (("predictive", Policy("predictive")),
                 ("no floor (before)", Policy("predictive", options=(("floor", 0.0),))))
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)

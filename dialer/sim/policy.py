@@ -17,7 +17,7 @@ told (progressive and power never dial with nobody ready; the engine enforces th
   as it was before them, for before/after on the same seeds.
 * knowing: a diagnostic, not a policy a dialer could run — the core's `PredictivePacer` (and
   its settings) with `AgentOracle` for a model: told when every busy agent will be free and
-  the list's true live-answer rate, which only the simulator knows. What it gains over
+  the list's true answer rates, which only the simulator knows. What it gains over
   predictive is what better estimates of those could gain; what it still misses is which
   calls a person answers, and when (docs/PACING_BENCH.md, "Knowing the agents").
 * oracle: not simulated — the clairvoyant bound of DIALING.md §4, computed analytically as
@@ -74,9 +74,10 @@ class Policy:
             case _:
                 return DialMode.PREDICTIVE
 
-    def pacer(self, spec: CampaignSpec, live: float) -> Pacer:
+    def pacer(self, spec: CampaignSpec, live: float, machine: float = 0.0) -> Pacer:
         """A fresh pacer for one campaign (`live`: the list's mean live-answer rate, used only
-        for the VICIdial operator's maximum level and told to `knowing`)."""
+        for the VICIdial operator's maximum level and told to `knowing` with `machine`, the
+        share of dials answering machines answer)."""
         if self.name == "vicidial":
             top = self.vicidial_max_level or max(3.0, 1.5 / max(live, 1e-3))
             return VicidialAdaptPacer(spec.abandon_target, max_level=top)
@@ -87,7 +88,7 @@ class Policy:
                   "uncertainty": False, "time_resolved": False, "floor": 0.0, **kw}
             return PredictivePacer(spec.abandon_target, **kw)
         if self.name == "knowing":
-            return PredictivePacer(spec.abandon_target, model=AgentOracle(live), **kw)
+            return PredictivePacer(spec.abandon_target, model=AgentOracle(live, machine), **kw)
         if self.name == "predictive" and kw:
             return PredictivePacer(spec.abandon_target, **kw)
         return make_pacer(spec.dial_mode, power_ratio=spec.power_ratio,

@@ -36,19 +36,22 @@ class RingingProbe(ForwardingObservations):
 
 
 class AgentOracle(Estimator):
-    """A diagnostic model, not a policy: the online `Estimator` (ring ages, the answer rate's
-    ring-time table), except that it is told what no pacer may know — when every busy agent
-    will be free (the end of the call the simulator drew, plus the wrap-up the agent will
-    take) and the true live-answer rate (`live`). Handed to the core's `PredictivePacer`, it
-    measures how much of the gap to the oracle is the agents' uncertain free times and the
-    estimated answer rate, and how much is left to the one thing it still cannot know: which
-    calls will be answered, and when (docs/PACING_BENCH.md, "Knowing the agents")."""
+    """A diagnostic model, not a policy: the online `Estimator` (its ring-time table, learnt
+    from the calls' outcomes), except that it is told what no pacer may know — when every
+    busy agent will be free (the end of the call the simulator drew, plus the wrap-up the
+    agent will take; an agent going on a break after it never frees) and the list's true
+    rates: a dial is answered with `live` + `machine`, a person with `live` (`machine` 0: no
+    answering machines). Handed to the core's `PredictivePacer`, it measures how much of the
+    gap to the oracle is the agents' uncertain free times and the estimated answer rates, and
+    how much is left to what it still cannot know: which calls will be answered, and when
+    (docs/PACING_BENCH.md, "Knowing the agents")."""
 
-    __slots__ = ("free_times", "live", "now")
+    __slots__ = ("free_times", "live", "machine", "now")
 
-    def __init__(self, live: float) -> None:
+    def __init__(self, live: float, machine: float = 0.0) -> None:
         super().__init__()
         self.live = live
+        self.machine = machine
         self.now = 0.0
         # Set by the simulator: when each agent on a call or in wrap-up will be READY again.
         self.free_times: Callable[[], list[float]] = list
@@ -58,8 +61,13 @@ class AgentOracle(Estimator):
         super().advance(now)
 
     @property
-    def p_live(self) -> float:
-        return self.live
+    def p_answer(self) -> float:
+        return min(1.0, self.live + self.machine)
+
+    @property
+    def p_human(self) -> float:
+        answered = self.live + self.machine
+        return self.live / answered if answered > 0.0 else 1.0
 
     @property
     def p_live_error(self) -> float:
@@ -69,3 +77,7 @@ class AgentOracle(Estimator):
                horizon: float) -> list[float]:
         by = self.now + horizon
         return [1.0 if t <= by else 0.0 for t in self.free_times()]
+
+    def p_free_many(self, talking: tuple[float, ...], wrapping: tuple[float, ...],
+                    horizons: list[float]) -> list[list[float]]:
+        return [self.p_free(talking, wrapping, h) for h in horizons]

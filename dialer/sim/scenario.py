@@ -146,17 +146,17 @@ GRID_HOURS = {5: 8.0, 20: 4.0, 100: 1.0, 500: 0.25}
 QUICK_HOURS = {5: 2.0, 20: 1.0, 100: 0.25}
 
 
+def shifted(scenario: Scenario, hours: float) -> Scenario:
+    """The scenario with shifts of `hours`: two breaks from 4 hours, none below."""
+    return replace(scenario, staff=replace(scenario.staff, shift_hours=hours,
+                                           breaks=2 if hours >= 4 else 0))
+
+
 def grid(quick: bool = False) -> list[Scenario]:
     """The scenario grid: agents × live-answer rate × mean talk."""
     hours = QUICK_HOURS if quick else GRID_HOURS
-    out = []
-    for a, h in hours.items():
-        for live in GRID_LIVE:
-            for talk in GRID_TALK:
-                s = cell(a, live, talk)
-                out.append(replace(s, staff=replace(s.staff, shift_hours=h,
-                                                    breaks=2 if h >= 4 else 0)))
-    return out
+    return [shifted(cell(a, live, talk), h) for a, h in hours.items()
+            for live in GRID_LIVE for talk in GRID_TALK]
 
 
 def specials(quick: bool = False) -> list[Scenario]:

@@ -252,10 +252,13 @@ class Simulator:
         self.call_seq = 0
         self.dnc: set[str] = set()
         self._pending: dict[str, Lead] = {}  # call id -> lead, while LeadsClaimed is handled
-        # For `AgentOracle` only (None otherwise): when each call put through to an agent
-        # ends, and when each agent in wrap-up keys the disposition.
+        # For `AgentOracle`: when each call put through to an agent ends (only kept when a
+        # campaign's pacer has one; None otherwise), and when each agent in wrap-up keys the
+        # disposition (kept always: one entry per agent).
         self._talk_ends: dict[str, float] | None = None
         self._dispo_at: dict[str, float] = {}
+        # agent -> when it is to go on a break, step out or leave (all days so far)
+        self._away: dict[str, list[float]] = {}
         self.zone = ZoneInfo(scenario.zone)
         cust = scenario.customers
         self._ring = _lognormal_params(cust.ring_mean, 0.4)
@@ -271,7 +274,8 @@ class Simulator:
         for g in range(groups):
             cid = f"sim{g}" if groups > 1 else "sim"
             spec = campaign_spec(scenario, policy, cid, cps / groups, max(1, channels // groups))
-            pacer = pacer_factory(spec) if pacer_factory else policy.pacer(spec, cust.live_mean)
+            pacer = pacer_factory(spec) if pacer_factory else \
+                policy.pacer(spec, cust.live_mean, cust.machine)
             engine = CampaignEngine(spec, pacer=pacer)
             if isinstance(pacer, RingingProbe):
                 pacer.truth = self._humans_to_come(engine)
@@ -403,12 +407,16 @@ class Simulator:
                 for _ in range(steps):
                     out = rng.uniform(login + 600.0, max(login + 601.0, leave - 1200.0))
                     self._push(out, _LEAVE, desk.index, (aid, out + rng.uniform(300.0, 1200.0)))
+                    self._away.setdefault(aid, []).append(out)
             self._push(login, _LOGIN, desk.index, aid)
+            self._away.setdefault(aid, []).append(end + DRAIN)  # `_DAY_END`'s leaving
             if leave < end:
                 self._push(leave, _LEAVE, desk.index, (aid, None))
+                self._away.setdefault(aid, []).append(leave)
             for _ in range(staff.breaks):
                 at = rng.uniform(login + 1800.0, max(login + 1801.0, leave - 1800.0))
                 self._push(at, _PAUSE, desk.index, (aid, staff.break_minutes * 60.0))
+                self._away.setdefault(aid, []).append(at)
 
     def _agent_rng(self, aid: str) -> random.Random:
         rng = self.agent_rng.get(aid)
@@ -640,21 +648,33 @@ class Simulator:
         """For `AgentOracle` (what the simulator knows and no pacer may): when each of the
         campaign's agents on a call or in wrap-up will key the disposition — the call's drawn
         end (from when the bridge is asked for) plus the wrap-up the agent's stream will draw
-        next, or the wrap-up already drawn. Exact unless the agent's
-        stream draws something else first (a break, a step-out). Call ends are kept only when
-        the campaign's pacer has an `AgentOracle`."""
+        next, or the wrap-up already drawn. Agents who asked for a break after the call, or
+        whose break, step-out or leaving time comes before then, are left out: they will not
+        be READY. Those times are drawn at the start of the day, so the stream's next draw is
+        the wrap-up."""
         def times() -> dict[str, float]:
             talk_ends = self._talk_ends or {}
             out: dict[str, float] = {}
             for agent in engine.agents.values():
+                if agent.pause_requested:
+                    continue  # goes on a break after this call: not free for a while
                 if agent.state is AgentState.WRAP_UP:
                     out[agent.id] = self._dispo_at.get(agent.id, self.now)
                 elif agent.state in (AgentState.RESERVED, AgentState.ON_CALL):
-                    end = talk_ends.get(agent.call_id or "", self.now)
-                    peek = random.Random()
-                    peek.setstate(self._agent_rng(agent.id).getstate())
-                    out[agent.id] = end + self._draw_wrap(peek)
+                    call_id = agent.call_id or ""
+                    seen = peeked.get(agent.id)
+                    if seen is None or seen[0] != call_id:
+                        peek = random.Random()
+                        peek.setstate(self._agent_rng(agent.id).getstate())
+                        seen = peeked[agent.id] = (call_id, self._draw_wrap(peek))
+                    out[agent.id] = talk_ends.get(call_id, self.now) + seen[1]
+                else:
+                    continue
+                free = out[agent.id]
+                if any(self.now <= b <= free for b in self._away.get(agent.id, ())):
+                    del out[agent.id]  # off on a break, or leaving, after the call
             return out
+        peeked: dict[str, tuple[str, float]] = {}  # agent -> (call, the wrap-up it will draw)
         return times
 
     def _humans_to_come(self, engine: CampaignEngine) -> Callable[[], int]:

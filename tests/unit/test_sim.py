@@ -303,7 +303,7 @@ class Watching(Simulator):
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.told: list[tuple[float, dict[str, float]]] = []
-        self.freed: dict[str, list[float]] = {}
+        self.freed: dict[str, list[tuple[float, AgentState]]] = {}
         self.states: dict[str, AgentState] = {}
 
     def _deliver(self, desk: Any, event: Any, handlers: Any) -> None:
@@ -317,27 +317,31 @@ class Watching(Simulator):
     def _save_agent(self, desk: Any, command: SaveAgent) -> None:
         agent = command.agent
         if self.states.get(agent.id) is AgentState.WRAP_UP and agent.state is not AgentState.WRAP_UP:
-            self.freed.setdefault(agent.id, []).append(self.now)
+            self.freed.setdefault(agent.id, []).append((self.now, agent.state))
         self.states[agent.id] = agent.state
         super()._save_agent(desk, command)
 
 
-def test_the_knowing_diagnostic_is_told_exactly_when_each_busy_agent_will_be_free() -> None:
-    sim = Watching(small(agents=5, hours=0.5), parse("knowing"), seed=3)
+def test_the_knowing_diagnostic_is_told_exactly_when_each_busy_agent_will_be_ready() -> None:
+    sim = Watching(small(agents=5, hours=1.0), parse("knowing"), seed=3)  # with a break each
     pacer = sim.desks[0].engine.pacer
     assert isinstance(pacer, PredictivePacer)
     assert isinstance(pacer.model, AgentOracle)
-    assert pacer.model.p_live == 0.3  # the list's true rate, not an estimate
+    # the list's true rates, not estimates: 30 % live, no answering machines
+    assert (pacer.model.p_live, pacer.model.p_answer, pacer.model.p_human) == (0.3, 0.3, 1.0)
     r = sim.run()
-    assert r.connects > 20
+    assert r.connects > 40
     checked = 0
     for now, told in sim.told:
         for aid, at in told.items():
-            later = [t for t in sim.freed.get(aid, []) if t >= now]
+            later = [(t, state) for t, state in sim.freed.get(aid, []) if t >= now]
             if later:
-                assert later[0] == pytest.approx(at, abs=1e-6), (now, aid)
+                assert later[0][0] == pytest.approx(at, abs=1e-6), (now, aid)
+                assert later[0][1] is AgentState.READY, (now, aid)  # not off on a break
                 checked += 1
-    assert checked > 1000
+    assert checked > 2000
+    breaks = [t for times in sim.freed.values() for t, state in times if state is AgentState.PAUSED]
+    assert breaks  # agents went on breaks after calls, and were never told free for them
 
 
 def test_knowing_the_agents_is_a_diagnostic_beside_the_shipped_pacer() -> None:
