@@ -256,7 +256,7 @@ def knowing(results: Sequence[RunResult], cells: Sequence[Scenario], path: Path)
     x = list(range(len(cells)))
     for offset, name, color, label in ((-0.2, "predictive", COLORS["predictive"], "predictive"),
                                        (0.2, "knowing", "tab:purple",
-                                        "knowing when each agent frees, and the answer rate")):
+                                        "knowing when each agent frees, and the answer rates")):
         means = []
         for i, s in enumerate(cells):
             runs = [r for r in results if r.scenario == s.name and r.policy == name]
@@ -272,7 +272,8 @@ def knowing(results: Sequence[RunResult], cells: Sequence[Scenario], path: Path)
     ax.set_xticks(x, [s.name for s in cells], rotation=45, ha="right", fontsize=8)
     ax.set_ylim(40, 100)
     ax.set_ylabel("talk-min per agent-hour, % of oracle")
-    ax.set_title("Knowing when every agent frees buys at most 2 points: the rest is which calls answer")
+    ax.set_title("Told when every agent frees and the true answer rates, the pacer gains a point "
+                 "or two: the rest is which calls answer")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
