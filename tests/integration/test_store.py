@@ -712,15 +712,20 @@ async def test_a_record_redis_refuses_in_a_batch_is_reported_and_the_rest_are_wr
     assert await store.abandon_stats(CID, T0) == (2, 2)  # att-2 and att-3, once each
 
 
+async def one_claimed(backend: RedisBackend) -> tuple[Store, aioredis.Redis, Lead]:
+    """A store, a raw client on its Redis, and its one lead L1 claimed for attempt att-1."""
+    store = await backend.open()
+    await store.add_leads(CID, [lead("L1")])
+    claimed = await store.claim_lead(CID, T0, "att-1")
+    assert claimed is not None
+    return store, await backend.client(), claimed
+
+
 async def test_a_lead_refused_for_a_later_key_is_left_in_flight_not_lost(
         redis_backend: RedisBackend) -> None:
     # The lead's own key is fine but the campaign's level index is not: finishing it must not
     # take it out of IN_PROGRESS (a lead in no state set would never be dialed again).
-    store = await redis_backend.open()
-    raw = await redis_backend.client()
-    await store.add_leads(CID, [lead("L1")])
-    claimed = await store.claim_lead(CID, T0, "att-1")
-    assert claimed is not None
+    store, raw, claimed = await one_claimed(redis_backend)
     levels = redis_backend.keys.levels(CID)
     assert await raw.exists(levels) == 0  # nothing queued: the claim took the only lead
     await raw.set(levels, "not a sorted set")
@@ -737,11 +742,7 @@ async def test_a_lead_refused_for_a_later_key_is_left_in_flight_not_lost(
 
 async def test_a_batch_redis_has_no_memory_for_is_refused_whole_with_nothing_written(
         redis_backend: RedisBackend) -> None:
-    store = await redis_backend.open()
-    raw = await redis_backend.client()
-    await store.add_leads(CID, [lead("L1")])
-    claimed = await store.claim_lead(CID, T0, "att-1")
-    assert claimed is not None
+    store, raw, claimed = await one_claimed(redis_backend)
     done = replace(claimed, state=LeadState.DONE, attempts=1, last_result=AttemptResult.TALKED)
     ended = attempt("att-1", "L1", ended_at=T0 + 5, result=AttemptResult.TALKED)
     config = await raw.config_get("maxmemory*")
