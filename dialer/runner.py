@@ -229,6 +229,10 @@ class CampaignRunner:
         self._outbox: asyncio.Queue[tuple[_Writes, list[Command]]] = asyncio.Queue()
         self.write_linger = WRITE_LINGER  # (s) see WRITE_LINGER; 0 writes each batch at once
         self._wake: asyncio.Future[None] | None = None  # ends the writer's linger early
+        # Done once the batch `_run` is handling has handed its records to the writer: a
+        # batch's telephony commands are carried out before its records are queued, so a
+        # client who saw their effect (a bridge) may ask before the records exist.
+        self._in_batch: asyncio.Future[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         # Told of each attempt once it has ended and is on record (webhooks); must not block.
         self.on_attempt_ended: list[Callable[[Attempt], None]] = []
@@ -400,28 +404,36 @@ class CampaignRunner:
         so this loop never waits for the store."""
         while True:
             event = await self.inbox.get()
-            writes = _Writes()
-            later: list[Command] = []
-            for taken in range(1, BATCH + 1):
-                try:
-                    commands = self.desk.handle(event)
-                except DialerError as exc:
-                    log.warning("campaign %s: %s", self.spec.id, exc)
-                    commands = []
-                for command in commands:
-                    if isinstance(command, SaveAttempt | SaveAgent | SaveLead):
-                        self._record(command, writes)
-                    elif isinstance(command, AFTER_WRITES):
-                        later.append(command)
-                    else:
-                        await self._carry_out(command)
-                # Events that came in meanwhile join the batch (an answered customer's bridge
-                # entry often arrives during its addChannel): one write for both.
-                if taken == BATCH or self.inbox.empty():
-                    break
-                event = self.inbox.get_nowait()
-            if writes or later:
-                self._outbox.put_nowait((writes, later))
+            self._in_batch = handled = asyncio.get_running_loop().create_future()
+            try:
+                await self._batch(event)
+            finally:
+                handled.set_result(None)
+
+    async def _batch(self, event: AnyEvent) -> None:
+        """One batch of `_run`, from its first event."""
+        writes = _Writes()
+        later: list[Command] = []
+        for taken in range(1, BATCH + 1):
+            try:
+                commands = self.desk.handle(event)
+            except DialerError as exc:
+                log.warning("campaign %s: %s", self.spec.id, exc)
+                commands = []
+            for command in commands:
+                if isinstance(command, SaveAttempt | SaveAgent | SaveLead):
+                    self._record(command, writes)
+                elif isinstance(command, AFTER_WRITES):
+                    later.append(command)
+                else:
+                    await self._carry_out(command)
+            # Events that came in meanwhile join the batch (an answered customer's bridge
+            # entry often arrives during its addChannel): one write for both.
+            if taken == BATCH or self.inbox.empty():
+                break
+            event = self.inbox.get_nowait()
+        if writes or later:
+            self._outbox.put_nowait((writes, later))
 
     async def _write_out(self) -> None:
         """The writer: batches in order, each written in one store transaction, then its
@@ -459,7 +471,11 @@ class CampaignRunner:
                     self._outbox.task_done()
 
     async def settle(self) -> None:
-        """End the writer's linger now and wait until every record decided so far is written."""
+        """End the writer's linger now and wait until every record decided so far is written,
+        those of the batch being handled included (its commands may already show: a bridge)."""
+        batch = self._in_batch
+        if batch is not None and not batch.done():
+            await asyncio.shield(batch)
         if self._wake is not None and not self._wake.done():
             self._wake.set_result(None)
         await self._outbox.join()

@@ -15,7 +15,16 @@ from dialer import api
 from dialer.ari import Ari
 from dialer.config import AriConfig, Secret
 from dialer.core.agent import Agent, AgentState
-from dialer.core.campaign import ApplyDisposition, CallEnded, Command, Originate, SaveAgent, SetRunning, Tick
+from dialer.core.campaign import (
+    ApplyDisposition,
+    CallEnded,
+    Command,
+    Hangup,
+    Originate,
+    SaveAgent,
+    SetRunning,
+    Tick,
+)
 from dialer.core.escalation import AnyEvent
 from dialer.core.model import Attempt, AttemptResult, CampaignSpec, DialMode, Lead, SafeHarbor
 from dialer.core.outcome import DialOutcome
@@ -210,6 +219,47 @@ async def test_a_call_whose_attempt_the_store_refused_is_not_placed_and_the_rest
     assert await store.get_attempt("call-2") is not None
     assert await state(runner, "a1") == "RESERVED"
     assert told == ["call-4"]  # listeners hear only of ended attempts that were written
+
+
+class SlowRunner(Runner):
+    """A runner whose telephony commands take until `gate` opens (a slow ARI request), and
+    whose core answers every event with a hang-up and agent a1's reservation."""
+
+    def __init__(self, store: CountingStore) -> None:
+        super().__init__(store)
+        self.gate = asyncio.Event()
+        self.desk.handle = self.decide  # type: ignore[method-assign,assignment]
+
+    def decide(self, event: AnyEvent) -> list[Command]:
+        return [Hangup("call-1"), SaveAgent(Agent("a1", AgentState.RESERVED, NOON))]
+
+    async def _carry_out(self, command: object) -> None:
+        self.carried.append((command, self.counting.batches))
+        await self.gate.wait()
+
+
+async def test_a_reader_who_saw_a_batchs_commands_also_reads_its_records() -> None:
+    # The batch's telephony commands go first; its records are queued after them. A client
+    # who saw a command's effect (a bridge) and asks at once must wait for those records.
+    runner = SlowRunner(CountingStore())
+    tasks = [asyncio.create_task(runner._run()), asyncio.create_task(runner._write_out())]
+    try:
+        runner.post(Tick(NOON))
+        for _ in range(100):
+            await asyncio.sleep(0)
+            if runner.carried:
+                break
+        assert runner.carried == [(Hangup("call-1"), 0)]
+        reader = asyncio.create_task(runner.settle())
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not reader.done()  # the batch is still being carried out
+        runner.gate.set()
+        await asyncio.wait_for(reader, 10.0)
+        assert await state(runner, "a1") == "RESERVED"
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 async def test_the_dialer_settles_every_runner_before_a_read() -> None:
