@@ -327,9 +327,14 @@ def cmd_yardstick(args: argparse.Namespace) -> int:
 KNOWING_SIZES = (5, 20, 100)  # team sizes the occupancy targets name
 
 
+def runs_of(results: Iterable[RunResult], scenario: str, policy: str) -> list[RunResult]:
+    """The runs (one per seed) of one policy on one scenario."""
+    return [r for r in results if r.scenario == scenario and r.policy == policy]
+
+
 def knowing_table(cells: Sequence[Scenario], results: Sequence[RunResult]) -> str:
     """Markdown: per cell, our pacer and `knowing` (the same pacer told when every busy agent
-    will be free and the true live-answer rate) as shares of the oracle, mean over the seeds,
+    will be free and the true answer rates) as shares of the oracle, mean over the seeds,
     with the worst run's abandon rate."""
     from dialer.sim.plots import TARGETS
 
@@ -339,7 +344,7 @@ def knowing_table(cells: Sequence[Scenario], results: Sequence[RunResult]) -> st
         row = [f"| {s.name} | {TARGETS.get(s.staff.agents, 0.0):.0%} |"]
         means = []
         for name in ("predictive", "knowing"):
-            runs = [r for r in results if r.scenario == s.name and r.policy == name]
+            runs = runs_of(results, s.name, name)
             if not runs:
                 row.append(" — |")
                 continue
@@ -353,9 +358,9 @@ def knowing_table(cells: Sequence[Scenario], results: Sequence[RunResult]) -> st
 
 def cmd_knowing(args: argparse.Namespace) -> int:
     """Our pacer against the same pacer told what no dialer knows — when every busy agent
-    will be free, and the list's true live-answer rate (`knowing`) — on the same seeds: how
-    much of the gap to the oracle better estimates of the agents and the answer rate could
-    close (docs/PACING_BENCH.md, "Knowing the agents")."""
+    will be free, and the list's true answer rates (`knowing`) — on the same seeds: how much
+    of the gap to the oracle better estimates of the agents and the answer rates could close
+    (docs/PACING_BENCH.md, "Knowing the agents")."""
     from dialer.sim.plots import knowing
 
     cells = [s for s in grid(args.quick) if s.staff.agents in KNOWING_SIZES
@@ -437,6 +442,15 @@ def cmd_scale(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cell_options(parser: argparse.ArgumentParser) -> None:
+    """The options of the commands that run some grid cells and print one table."""
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--cells", nargs="+", help="only these grid cells (e.g. a20-l15-t60)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--markdown", help="also write the table to this Markdown file")
+    parser.add_argument("--no-progress", action="store_true")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The bench's sub-commands, for `python -m dialer.sim` and `dialer bench pacing`."""
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -473,24 +487,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "one, next to the hindsight-best ratio and our pacer")
     y.add_argument("--seed", type=int, default=1)
     y.add_argument("--tune-seed", type=int, default=2)
-    y.add_argument("--quick", action="store_true")
-    y.add_argument("--cells", nargs="+", help="only these grid cells (e.g. a20-l15-t60)")
-    y.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    y.add_argument("--markdown", help="also write the table to this Markdown file")
-    y.add_argument("--no-progress", action="store_true")
+    _cell_options(y)
     y.set_defaults(func=cmd_yardstick)
     k = sub.add_parser("knowing", help="our pacer against the same pacer told when every agent "
                        "will be free and the true answer rate (what better estimates could gain)")
     k.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    k.add_argument("--quick", action="store_true")
-    k.add_argument("--cells", nargs="+", help="only these grid cells (e.g. a20-l15-t60)")
     k.add_argument("--hours", type=float, help="shift length instead of the grid's (two breaks "
                    "from 4 h)")
-    k.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     k.add_argument("--img", default="docs/img", help="where the plot goes (--no-plots: none)")
-    k.add_argument("--markdown", help="also write the table to this Markdown file")
     k.add_argument("--no-plots", action="store_true")
-    k.add_argument("--no-progress", action="store_true")
+    _cell_options(k)
     k.set_defaults(func=cmd_knowing)
     c = sub.add_parser("scale", help="one large run, to measure the simulator's speed")
     c.add_argument("--agents", type=int, default=10_000)

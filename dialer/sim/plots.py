@@ -30,7 +30,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from dialer.core.model import CampaignSpec
-from dialer.sim.bench import best_power
+from dialer.sim.bench import best_power, runs_of
 from dialer.sim.metrics import RunResult, Series
 from dialer.sim.scenario import Scenario
 
@@ -249,7 +249,7 @@ def gap(path: Path, sizes: Sequence[tuple[int, float]] = ((20, 4.0), (100, 1.0))
 
 def knowing(results: Sequence[RunResult], cells: Sequence[Scenario], path: Path) -> Path:
     """Our pacer next to the same pacer told when every busy agent will be free and the true
-    live-answer rate (`knowing`), per cell as a share of the oracle (mean over the seeds, each
+    answer rates (`knowing`), per cell as a share of the oracle (mean over the seeds, each
     seed a dot), with the targets: the gap `knowing` leaves is what no estimate of the agents
     or the answer rate can close."""
     fig, ax = plt.subplots(figsize=(max(8.0, 0.75 * len(cells)), 4.6))
@@ -259,7 +259,7 @@ def knowing(results: Sequence[RunResult], cells: Sequence[Scenario], path: Path)
                                         "knowing when each agent frees, and the answer rates")):
         means = []
         for i, s in enumerate(cells):
-            runs = [r for r in results if r.scenario == s.name and r.policy == name]
+            runs = runs_of(results, s.name, name)
             means.append(100 * sum(r.vs_oracle for r in runs) / len(runs) if runs else 0.0)
             ax.scatter([i + offset] * len(runs), [100 * r.vs_oracle for r in runs], s=8,
                        color="black", zorder=3)

@@ -252,12 +252,11 @@ class Simulator:
         self.call_seq = 0
         self.dnc: set[str] = set()
         self._pending: dict[str, Lead] = {}  # call id -> lead, while LeadsClaimed is handled
-        # For `AgentOracle`: when each call put through to an agent ends (only kept when a
-        # campaign's pacer has one; None otherwise), and when each agent in wrap-up keys the
-        # disposition (kept always: one entry per agent).
+        # For `AgentOracle` only (kept when a campaign's pacer has one: `_talk_ends` is then
+        # not None): when each call put through to an agent ends, when each agent in wrap-up
+        # keys the disposition, and when each agent is to go on a break, step out or leave.
         self._talk_ends: dict[str, float] | None = None
         self._dispo_at: dict[str, float] = {}
-        # agent -> when it is to go on a break, step out or leave (all days so far)
         self._away: dict[str, list[float]] = {}
         self.zone = ZoneInfo(scenario.zone)
         cust = scenario.customers
@@ -395,8 +394,10 @@ class Simulator:
         self._push(t + TICK, _TICK, desk.index, end)
         staff = self.scenario.staff
         length = end - start
+        knowing = self._talk_ends is not None
         for aid in desk.agents:
             rng = self._agent_rng(aid)
+            away: list[float] = self._away.setdefault(aid, []) if knowing else []
             login = start + rng.uniform(0.0, 60.0)
             leave = end
             if staff.churn:
@@ -407,16 +408,16 @@ class Simulator:
                 for _ in range(steps):
                     out = rng.uniform(login + 600.0, max(login + 601.0, leave - 1200.0))
                     self._push(out, _LEAVE, desk.index, (aid, out + rng.uniform(300.0, 1200.0)))
-                    self._away.setdefault(aid, []).append(out)
+                    away.append(out)
             self._push(login, _LOGIN, desk.index, aid)
-            self._away.setdefault(aid, []).append(end + DRAIN)  # `_DAY_END`'s leaving
+            away.append(end + DRAIN)  # `_DAY_END`'s leaving
             if leave < end:
                 self._push(leave, _LEAVE, desk.index, (aid, None))
-                self._away.setdefault(aid, []).append(leave)
+                away.append(leave)
             for _ in range(staff.breaks):
                 at = rng.uniform(login + 1800.0, max(login + 1801.0, leave - 1800.0))
                 self._push(at, _PAUSE, desk.index, (aid, staff.break_minutes * 60.0))
-                self._away.setdefault(aid, []).append(at)
+                away.append(at)
 
     def _agent_rng(self, aid: str) -> random.Random:
         rng = self.agent_rng.get(aid)
@@ -639,7 +640,8 @@ class Simulator:
             rng = self._agent_rng(agent.id)
             wrap = self._draw_wrap(rng)
             self._push(self.now + wrap, _DISPO, desk.index, (agent.id, agent.call_id))
-            self._dispo_at[agent.id] = self.now + wrap
+            if self._talk_ends is not None:
+                self._dispo_at[agent.id] = self.now + wrap
 
     def _draw_wrap(self, rng: random.Random) -> float:
         return min(WRAP_LIMIT - 1.0, rng.gammavariate(4.0, self.scenario.staff.wrap_mean / 4.0))
@@ -767,9 +769,10 @@ def simulate_warm(scenario: Scenario, policy: Policy, seed: int = 1, **kw: Any) 
     Yesterday's abandons are not carried: the window starts empty as in a cold run.
     ValueError for a policy whose pacer keeps no estimates."""
     learnt: dict[str, Pacer] = {}
+    cust = scenario.customers
 
     def remember(spec: CampaignSpec) -> Pacer:
-        pacer = learnt[spec.id] = policy.pacer(spec, scenario.customers.live_mean)
+        pacer = learnt[spec.id] = policy.pacer(spec, cust.live_mean, cust.machine)
         if not isinstance(pacer, PredictivePacer) or not isinstance(pacer.model, Estimator):
             raise ValueError(f"policy {policy.label!r} keeps no estimates to start warm from")
         return pacer
@@ -784,7 +787,7 @@ def simulate_warm(scenario: Scenario, policy: Policy, seed: int = 1, **kw: Any) 
             row[0] -= scenario.days * 86400.0
 
     def restore(spec: CampaignSpec) -> Pacer:
-        pacer = policy.pacer(spec, scenario.customers.live_mean)
+        pacer = policy.pacer(spec, cust.live_mean, cust.machine)
         assert isinstance(pacer, PredictivePacer)
         pacer.restore_state(saved[spec.id])
         return pacer
