@@ -36,9 +36,9 @@ from dialer.sim.probe import AgentOracle
 
 _OPTIONS = ("safety", "taper_start", "connect_grace", "warmup_dials", "exact_limit", "ring_age",
             "talk_lookahead", "margin_humans", "uncertainty", "time_resolved", "answer_grace",
-            "floor")
+            "floor", "cohort")
 _INT_OPTIONS = ("warmup_dials", "exact_limit")
-_BOOL_OPTIONS = ("ring_age", "talk_lookahead", "uncertainty", "time_resolved")
+_BOOL_OPTIONS = ("ring_age", "talk_lookahead", "uncertainty", "time_resolved", "cohort")
 POLICIES = ("progressive", "power", "vicidial", "predictive", "baseline", "knowing")
 
 
@@ -85,7 +85,8 @@ class Policy:
                               else v for k, v in self.options}
         if self.name == "baseline":
             kw = {"ring_age": False, "talk_lookahead": False, "margin_humans": math.inf,
-                  "uncertainty": False, "time_resolved": False, "floor": 0.0, **kw}
+                  "uncertainty": False, "time_resolved": False, "floor": 0.0, "cohort": False,
+                  **kw}
             return PredictivePacer(spec.abandon_target, **kw)
         if self.name == "knowing":
             return PredictivePacer(spec.abandon_target, model=AgentOracle(live, machine), **kw)
