@@ -493,8 +493,10 @@ class _Durations:
             return self._sorted, sorted(elapsed)
         self._keep = max(self.size, _COHORT_RUNNING * len(elapsed))
         self._trim()
-        span = now - self._t0 if self._t0 > -math.inf else math.inf
-        return self._members, sorted(e for e in elapsed if e <= span)
+        running = sorted(elapsed)
+        if self._t0 > -math.inf and running and running[-1] > now - self._t0:
+            del running[bisect_right(running, now - self._t0):]  # started before the cohort
+        return self._members, running
 
     @property
     def mean(self) -> float:
