@@ -118,6 +118,11 @@ class PacingSnapshot:
     # Of `abandoned_in_window`, those estimated rather than seen: in UK mode, the people AMD
     # took for machines (a share of its machine verdicts, whatever the pace).
     estimated_abandons: int = 0
+    # When this snapshot is one matching group's (`dialer.routing.grouped.group_snapshot`):
+    # the whole campaign's `busy_agents` and `wrapping_agents`. The pacer's estimator learns
+    # talk and wrap-up times from every call of the campaign, so the running calls it weighs
+    # them against must be the campaign's too (`Estimator.p_free`); None: the snapshot's own.
+    team: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     def __post_init__(self) -> None:
         if min(self.ready_agents, self.calls_ringing, self.calls_waiting, self.abandoned_in_window,
@@ -394,18 +399,21 @@ class _Ewma:
 
 
 class _Durations:
-    """The last `size` durations, kept sorted too so that residual-time questions cost two
-    bisections. The mean is shrunk toward a prior worth `prior_weight` samples.
+    """Durations of finished calls (talks or wrap-ups), kept sorted so that residual-time
+    questions cost two bisections. The last `size` give the mean (shrunk toward a prior worth
+    `prior_weight` samples), the quantiles and the saved state.
 
     With `cohort`, residual times are estimated on a consistent cohort: the calls that started
     at or after `_t0`, each either finished (its duration among `_members`) or still running
     (censored at its age). `_t0` is the finish time of the last finish let go: every call that
-    started after it and has finished is still kept. Finishes are kept for at least
-    `_COHORT_RUNNING` × as many calls as are running, so the cohort spans about that many mean
-    durations whatever the team's size. Without it (the estimator before), the last `size`
-    finished durations stand against every running call as censored: a large team's running
-    calls outnumber the finished ones, and the residual times came out long (agents free within
-    9 s undercounted by 3 % at 20 agents, 9 % at 100, 20 % at 500; docs/PACING_BENCH.md)."""
+    started after it and has finished is still kept. The finishes kept number
+    max(`size`, `_COHORT_RUNNING` × the campaign's running calls at the last question): the
+    cohort spans about that many mean durations whatever the team's size, and it shrinks for
+    good (`_t0` only moves on) when the running calls do — which costs samples, not bias.
+    Without it (the estimator before), the last `size` finished durations stand against every
+    running call as censored: a large team's running calls outnumber the finished ones, and
+    the residual times came out long (agents free within 9 s undercounted by 3 % at 20
+    agents, 9 % at 100, 20 % at 500; docs/PACING_BENCH.md)."""
 
     __slots__ = ("_finishes", "_keep", "_members", "_order", "_since_fsum", "_sorted", "_starts",
                  "_sum", "_t0", "cohort", "prior", "prior_weight", "size")
@@ -440,10 +448,12 @@ class _Durations:
         self._since_fsum = 0
 
     def add(self, x: float, now: float = -math.inf) -> None:
-        """Keep duration `x` of a call that ended at `now` (the estimator's clock: -inf before
-        its first tick, when the call counts as started before any other)."""
+        """Keep duration `x` of a call that ended at `now` (the estimator's clock, -inf before
+        its first tick: such a call counts as started before any other, and leaves the cohort
+        at the first finite `t0`; no call ends before a campaign's first pacing decision, and
+        for an estimator fed without ticks the cohort keeps at most `_keep` of them)."""
         x = max(0.0, x)
-        if self.cohort:
+        if self.cohort and (now > -math.inf or len(self._members) < self._keep):
             start = now - x
             self._finishes.append(now)
             if start >= self._t0:
@@ -485,15 +495,21 @@ class _Durations:
             _, x = heappop(starts)
             del members[bisect_left(members, x)]
 
-    def _at_risk(self, elapsed: tuple[float, ...], now: float) -> tuple[list[float], list[float]]:
+    def _at_risk(self, elapsed: tuple[float, ...], now: float,
+                 running_all: tuple[float, ...] | None) -> tuple[list[float], list[float]]:
         """The finished durations and the running ages (both sorted) the residual times are
         estimated on: the cohort's with `cohort`, else the last `size` finished ones and every
-        running call."""
+        running call. `running_all`: every running call of the campaign, when `elapsed` are
+        one matching group's (the finished ones are every group's: the at-risk set must be
+        too, or the group's agents look about to be free, more so the more groups)."""
+        population = elapsed if running_all is None else running_all
         if not self.cohort:
-            return self._sorted, sorted(elapsed)
-        self._keep = max(self.size, _COHORT_RUNNING * len(elapsed))
+            return self._sorted, sorted(population)
+        # The finishes kept follow the campaign's running calls (they drop as well as grow):
+        # the cohort spans about `_COHORT_RUNNING` mean durations.
+        self._keep = max(self.size, _COHORT_RUNNING * len(population))
         self._trim()
-        running = sorted(elapsed)
+        running = sorted(population)
         if self._t0 > -math.inf and running and running[-1] > now - self._t0:
             del running[bisect_right(running, now - self._t0):]  # started before the cohort
         return self._members, running
@@ -512,7 +528,8 @@ class _Durations:
         return [s[min(n - 1, int((i + 0.5) * n / k))] for i in range(k)]
 
     def ends_within(self, elapsed: tuple[float, ...], within: float, out: list[float],
-                    actuarial: bool = False, now: float = math.inf) -> None:
+                    actuarial: bool = False, now: float = math.inf,
+                    running_all: tuple[float, ...] | None = None) -> None:
         """Append P(D <= e + within | D > e) for each e in `elapsed` (durations still running).
 
         The empirical residual over the finished samples, with the running durations as
@@ -524,13 +541,16 @@ class _Durations:
         minute, so all are in between) takes the few short calls seen for the whole story and
         expects most agents free at once (over-dialing, measured). Two pseudo-samples of an
         exponential tail with the same mean (memoryless) carry the estimate where the data thin
-        out (few samples, or e beyond them all)."""
+        out (few samples, or e beyond them all). `now` is the clock the running ages are
+        measured at (with `cohort`, the running calls started before the cohort are left out;
+        inf: none is). `running_all`: every running call of the campaign, when `elapsed` are one
+        matching group's (`_at_risk`)."""
         if within <= 0.0:
             out.extend(0.0 for _ in elapsed)
             return
         mean = self.mean
         prior2 = 2.0 * -math.expm1(-within / mean) if mean > 0.0 else 2.0
-        s, running = self._at_risk(elapsed, now)
+        s, running = self._at_risk(elapsed, now, running_all)
         n = len(s)
         m = len(running)
         for e in elapsed:
@@ -542,13 +562,14 @@ class _Durations:
             out.append((bisect_right(s, e + within, lo) - lo + prior2) / at_risk)
 
     def ends_within_many(self, elapsed: tuple[float, ...], windows: list[float],
-                         actuarial: bool = False, now: float = math.inf) -> list[list[float]]:
+                         actuarial: bool = False, now: float = math.inf,
+                         running_all: tuple[float, ...] | None = None) -> list[list[float]]:
         """`ends_within` for several windows at once (one list per window, same numbers),
         sharing the bisections that depend on the elapsed time only."""
         mean = self.mean
         priors = [2.0 * -math.expm1(-w / mean) if mean > 0.0 else 2.0 for w in windows]
         outs: list[list[float]] = [[] for _ in windows]
-        s, running = self._at_risk(elapsed, now)
+        s, running = self._at_risk(elapsed, now, running_all)
         n = len(s)
         m = len(running)
         live = [(w, prior2, out) for w, prior2, out in zip(windows, priors, outs, strict=True)
@@ -815,10 +836,12 @@ class PacingModel(Protocol):
         """Relative standard error of `p_live` (0: known exactly)."""
         ...
 
-    def p_free(self, talking: tuple[float, ...], wrapping: tuple[float, ...], horizon: float) -> list[float]:
+    def p_free(self, talking: tuple[float, ...], wrapping: tuple[float, ...], horizon: float,
+               team: tuple[tuple[float, ...], tuple[float, ...]] | None = None) -> list[float]:
         """For each agent on a call (`talking`: seconds into the call) then each agent in
         wrap-up (`wrapping`: seconds into wrap-up), P(free — talk and wrap done — within
-        `horizon` seconds)."""
+        `horizon` seconds). `team`: the whole campaign's (talking, wrapping) when these are
+        one group's (`PacingSnapshot.team`)."""
         ...
 
     def live_groups(self, ages: tuple[float, ...], in_amd: int) -> list[tuple[float, int]]:
@@ -856,7 +879,9 @@ class TimedPacingModel(PacingModel, Protocol):
                      ) -> tuple[list[tuple[float, int, tuple[float, ...]]], tuple[float, ...]]: ...
 
     def p_free_many(self, talking: tuple[float, ...], wrapping: tuple[float, ...],
-                    horizons: list[float]) -> list[list[float]]: ...
+                    horizons: list[float],
+                    team: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+                    ) -> list[list[float]]: ...
 
 
 class Estimator:
@@ -908,7 +933,7 @@ class Estimator:
         # toward long ones in large teams; kept for the "baseline" policy.
         self._talk = _Durations(samples, prior_talk, prior_weight, cohort)
         self._wrap = _Durations(samples, prior_wrap, prior_weight, cohort)
-        self._begin = False  # restored: the cohorts start afresh at the next tick
+        self._begin = False  # restored: the cohorts start afresh at the next `advance`
         self._pending: list[tuple[float, int, float, bool]] = []  # heap: (originated, seq, ring, answered)
         self._seq = 0
         self._clock = -math.inf
@@ -1011,11 +1036,13 @@ class Estimator:
         kept). The rates are trusted as `trust_answers` answered calls' worth at most (their
         weights capped): a campaign's answer rate moves with the hour and the list, so a
         restored one is a starting point that the day's first dials soon outweigh, and its
-        standard error (`p_live_error`) says how little it rests on. The durations and ring
-        outcomes are taken whole, and the pacer needs no warm-up. Until today's first
-        `_RESTORE_CHECK` outcomes are in, the answer rate is taken as `restore_doubt` times
-        the restored one (`p_answer`); then `_check_restored` drops a restored rate they do
-        not fit (a new list: dialing a 30 % list at yesterday's 5 % would flood the agents).
+        standard error (`p_live_error`) says how little it rests on. The durations (their
+        mean and quantiles; the residual-time cohorts start afresh at the next `advance`,
+        `_Durations.begin`) and ring outcomes are taken whole, and the pacer needs no
+        warm-up. Until today's first `_RESTORE_CHECK` outcomes are in, the answer rate is
+        taken as `restore_doubt` times the restored one (`p_answer`); then `_check_restored`
+        drops a restored rate they do not fit (a new list: dialing a 30 % list at yesterday's
+        5 % would flood the agents).
         The share of answers that are people is checked the same way against today's first
         `_RESTORE_CHECK_HUMAN` AMD verdicts (a list with fewer answering machines).
         A saved answer rate resting on fewer than `_RESTORE_MIN_ANSWERS` answers is not taken
@@ -1121,16 +1148,19 @@ class Estimator:
     def wrap_mean(self) -> float:
         return self._wrap.mean
 
-    def p_free(self, talking: tuple[float, ...], wrapping: tuple[float, ...], horizon: float) -> list[float]:
+    def p_free(self, talking: tuple[float, ...], wrapping: tuple[float, ...], horizon: float,
+               team: tuple[tuple[float, ...], tuple[float, ...]] | None = None) -> list[float]:
         out: list[float] = []
         now = self._clock
+        team_talking, team_wrapping = (None, None) if team is None else team
         # On a call, the whole wrap-up is still ahead: the talk must end within h − W. With
         # W at its mean (10 s, past a 9 s horizon) no talking agent would ever count; W varies
         # (short wrap-ups happen), so average over `wrap_points` quantiles of the wrap-ups seen.
         wraps = self._wrap.quantiles(self.wrap_points) if self.wrap_points else []
         actuarial = self.wrap_points > 0
         if not wraps or not talking:
-            self._talk.ends_within(talking, horizon - self._wrap.mean, out, actuarial, now)
+            self._talk.ends_within(talking, horizon - self._wrap.mean, out, actuarial, now,
+                                   team_talking)
         else:
             total = [0.0] * len(talking)
             part: list[float] = []
@@ -1138,12 +1168,12 @@ class Estimator:
                 if horizon - w <= 0.0:
                     continue
                 part.clear()
-                self._talk.ends_within(talking, horizon - w, part, actuarial, now)
+                self._talk.ends_within(talking, horizon - w, part, actuarial, now, team_talking)
                 for i, q in enumerate(part):
                     total[i] += q
             share = 1.0 / len(wraps)
             out.extend(q * share for q in total)
-        self._wrap.ends_within(wrapping, horizon, out, actuarial, now)
+        self._wrap.ends_within(wrapping, horizon, out, actuarial, now, team_wrapping)
         return out
 
     @property
@@ -1155,16 +1185,19 @@ class Estimator:
         return self._outcomes.arrivals()[0]
 
     def p_free_many(self, talking: tuple[float, ...], wrapping: tuple[float, ...],
-                    horizons: list[float]) -> list[list[float]]:
+                    horizons: list[float],
+                    team: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+                    ) -> list[list[float]]:
         """`p_free` at each of `horizons` (one list per horizon), in one pass over the agents."""
         now = self._clock
+        team_talking, team_wrapping = (None, None) if team is None else team
         wraps = self._wrap.quantiles(self.wrap_points) if self.wrap_points else [self._wrap.mean]
         actuarial = self.wrap_points > 0
         share = 1.0 / len(wraps)
         outs: list[list[float]] = []
         if talking:
             windows = [h - w for h in horizons for w in wraps]
-            parts = self._talk.ends_within_many(talking, windows, actuarial, now)
+            parts = self._talk.ends_within_many(talking, windows, actuarial, now, team_talking)
             nw = len(wraps)
             for j in range(len(horizons)):
                 chunk = parts[j * nw:(j + 1) * nw]
@@ -1173,7 +1206,8 @@ class Estimator:
         else:
             outs = [[] for _ in horizons]
         if wrapping:
-            for out, part in zip(outs, self._wrap.ends_within_many(wrapping, horizons, actuarial, now),
+            for out, part in zip(outs, self._wrap.ends_within_many(wrapping, horizons, actuarial, now,
+                                                                   team_wrapping),
                                  strict=True):
                 out.extend(part)
         return outs
@@ -1442,7 +1476,7 @@ class PredictivePacer:
         # Busy agents: certain to stay busy (cancel out), certain to be free, or a Bernoulli.
         k = snap.ready_agents - snap.calls_waiting
         still_busy: list[float] = []  # P(agent still busy at the horizon), uncertain ones only
-        for q in model.p_free(snap.busy_agents, snap.wrapping_agents, horizon):
+        for q in model.p_free(snap.busy_agents, snap.wrapping_agents, horizon, snap.team):
             if q >= 1.0 - _SURE:
                 k += 1
             elif q > _SURE:
@@ -1476,7 +1510,8 @@ class PredictivePacer:
         not computed on this path: it stays 0)."""
         groups, new_shares = model.timed_groups(snap.ringing_ages, snap.calls_in_amd)
         grace = self.answer_grace
-        frees = model.p_free_many(snap.busy_agents, snap.wrapping_agents, [t + grace for t in marks])
+        frees = model.p_free_many(snap.busy_agents, snap.wrapping_agents, [t + grace for t in marks],
+                                  snap.team)
         k = snap.ready_agents - snap.calls_waiting
         fresh = snap.calls_fresh
         count = len(marks)

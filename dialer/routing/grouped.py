@@ -48,9 +48,11 @@ class GroupLoad:
 
 def group_snapshot(snap: PacingSnapshot, load: GroupLoad) -> PacingSnapshot:
     """The campaign's snapshot cut down to one group (abandon window, leads and channels
-    stay the campaign's)."""
+    stay the campaign's, and so do the running calls the pacer's residual-time estimate
+    weighs the campaign's finished calls against: `PacingSnapshot.team`)."""
+    team = snap.team if snap.team is not None else (snap.busy_agents, snap.wrapping_agents)
     return replace(snap, ready_agents=load.ready, busy_agents=load.busy,
-                   wrapping_agents=load.wrapping,
+                   wrapping_agents=load.wrapping, team=team,
                    calls_ringing=len(load.ringing_ages) + load.in_amd,
                    ringing_ages=load.ringing_ages, calls_in_amd=load.in_amd,
                    calls_waiting=load.waiting)

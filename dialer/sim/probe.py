@@ -73,11 +73,13 @@ class AgentOracle(Estimator):
     def p_live_error(self) -> float:
         return 0.0
 
-    def p_free(self, talking: tuple[float, ...], wrapping: tuple[float, ...],
-               horizon: float) -> list[float]:
+    def p_free(self, talking: tuple[float, ...], wrapping: tuple[float, ...], horizon: float,
+               team: tuple[tuple[float, ...], tuple[float, ...]] | None = None) -> list[float]:
         by = self.now + horizon
         return [1.0 if t <= by else 0.0 for t in self.free_times()]
 
     def p_free_many(self, talking: tuple[float, ...], wrapping: tuple[float, ...],
-                    horizons: list[float]) -> list[list[float]]:
+                    horizons: list[float],
+                    team: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+                    ) -> list[list[float]]:
         return [self.p_free(talking, wrapping, h) for h in horizons]

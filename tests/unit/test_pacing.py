@@ -547,10 +547,69 @@ def test_agents_free_soon_are_counted_right_however_large_the_team() -> None:
     assert _residual_estimate_against_truth(300, cohort=False) < 0.6
 
 
+def _steady_estimator(running: int, until: float = 2700.0
+                      ) -> tuple[Estimator, float, float, tuple[float, ...]]:
+    """An `Estimator` fed as the engine feeds it (ticks, then each call's talk and a zero
+    wrap-up as it ends) by `running` calls always in progress (talk log-normal, mean 60 s,
+    cv 0.9; seeded). Returns it with the sums, every 10 s from 15 min on, of `p_free` within
+    9 s and of the calls that truly end within 9 s, and the running calls' ages at the end."""
+    rng = random.Random(11)
+    sigma2 = math.log(1.0 + 0.9 ** 2)
+
+    def talk() -> float:
+        return rng.lognormvariate(math.log(60.0) - sigma2 / 2, math.sqrt(sigma2))
+
+    est = Estimator(prior_wrap=0.0)
+    est.advance(0.0)
+    calls = [(talk(), 0.0) for _ in range(running)]
+    heapq.heapify(calls)
+    expected = truth = 0.0
+    query = 900.0
+    while True:
+        end, start = calls[0]
+        while query < end and query < until:
+            est.advance(query)
+            ages = tuple(query - s for _, s in calls)
+            expected += sum(est.p_free(ages, (), 9.0))
+            truth += sum(1 for e, _ in calls if e <= query + 9.0)
+            query += 10.0
+        if query >= until:
+            return est, expected, truth, tuple(until - s for _, s in calls)
+        est.advance(end)
+        heapq.heapreplace(calls, (end + talk(), end))
+        est.observe_talk(end - start)
+        est.observe_wrap(0.0)
+
+
+def test_the_estimator_counts_agents_free_soon_right_in_a_large_team_and_keeps_its_memory_bounded(
+        ) -> None:
+    est, expected, truth, ages = _steady_estimator(300)
+    assert expected / truth == pytest.approx(1.0, abs=0.05)
+    assert est.p_free_many(ages, (), [9.0]) == [pytest.approx(est.p_free(ages, (), 9.0))]
+    kept = est._talk  # the cohort follows the calls running: four finished ones per running
+    assert len(kept._members) <= 4 * 300 + 1
+    assert len(kept._finishes) <= 4 * 300 + 1
+    assert kept._t0 > 1800.0  # and moves on with the calls' end times (the clock's)
+
+
+def test_a_matching_groups_agents_are_free_soon_as_they_are_in_the_whole_team() -> None:
+    # Per-group pacing asks with one group's agents; the estimator has seen every group's
+    # calls end, so it weighs them against every group's running calls (the team's), or the
+    # group's agents look about to be free, the more so the more groups.
+    est, _, _, ages = _steady_estimator(300)
+    whole = est.p_free(ages, (), 9.0)
+    group = ages[:50]
+    assert est.p_free(group, (), 9.0, (ages, ())) == pytest.approx(whole[:50])
+    assert est.p_free_many(group, (), [9.0], (ages, ()))[0] == pytest.approx(whole[:50])
+    assert sum(est.p_free(group, (), 9.0)) > 1.15 * sum(whole[:50])  # with the group's own
+
+
 def test_after_a_restore_calls_placed_before_it_do_not_count_in_agents_free_soon() -> None:
-    # Calls running since before a restart end after it, but the short ones among them ended
-    # while the dialer was down, unseen: the ones seen would make calls look long. The
-    # cohort starts afresh at the first tick after the restore and leaves them out.
+    # Calls placed before a restore may end after it (the runner hangs up the calls it finds
+    # at recovery, but an estimator restored into a running campaign, as the simulator's warm
+    # starts do, may see them), and the short ones among them ended unseen: the ones seen
+    # would make calls look long. The cohort starts afresh at the first `advance` after the
+    # restore and leaves them out.
     saved = Estimator()
     for _ in range(200):
         saved.observe_talk(60.0)
@@ -775,7 +834,8 @@ class FixedModel:
     def advance(self, now: float) -> None:
         pass
 
-    def p_free(self, talking: tuple[float, ...], wrapping: tuple[float, ...], horizon: float) -> list[float]:
+    def p_free(self, talking: tuple[float, ...], wrapping: tuple[float, ...], horizon: float,
+               team: tuple[tuple[float, ...], tuple[float, ...]] | None = None) -> list[float]:
         return [self.q] * (len(talking) + len(wrapping))
 
     def live_groups(self, ages: tuple[float, ...], in_amd: int) -> list[tuple[float, int]]:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from dialer.core.pacing import PacingSnapshot, PowerPacer, ProgressivePacer
+from dialer.core.pacing import Estimator, PacingSnapshot, PowerPacer, PredictivePacer, ProgressivePacer
 from dialer.routing.grouped import GroupedPacer, GroupLoad, group_snapshot
 from dialer.routing.matching import GroupKey
 
@@ -52,7 +52,7 @@ def test_the_sum_is_capped_by_the_campaigns_leads_and_channels() -> None:
     assert pacer.quota == {EN: 3, ES: 3}  # the claim splits the 4 (dialer.routing.matching.trim_quota)
 
 
-def test_a_group_snapshot_keeps_the_campaigns_abandon_window_and_capacity() -> None:
+def test_a_group_snapshot_keeps_the_campaigns_abandon_window_capacity_and_running_calls() -> None:
     snap = group_snapshot(campaign(), GroupLoad(ready=1, busy=(5.0, 9.0), wrapping=(2.0,),
                                                 ringing_ages=(1.0, 20.0), in_amd=1, waiting=1))
     assert (snap.ready_agents, snap.busy_agents, snap.wrapping_agents) == (1, (5.0, 9.0), (2.0,))
@@ -60,6 +60,29 @@ def test_a_group_snapshot_keeps_the_campaigns_abandon_window_and_capacity() -> N
         (3, (1.0, 20.0), 1, 1)
     assert (snap.abandoned_in_window, snap.humans_in_window) == (1, 90)
     assert (snap.leads_available, snap.channels_free) == (1000, 50)
+    assert snap.team == ((30.0,), ())  # the campaign's agents on a call and in wrap-up
+    assert group_snapshot(snap, GroupLoad(ready=1)).team == snap.team  # not the group's
+
+
+class Recording(Estimator):
+    teams: list[tuple[tuple[float, ...], tuple[float, ...]] | None]
+
+    def p_free(self, talking: tuple[float, ...], wrapping: tuple[float, ...], horizon: float,
+               team: tuple[tuple[float, ...], tuple[float, ...]] | None = None) -> list[float]:
+        self.teams.append(team)
+        return super().p_free(talking, wrapping, horizon, team)
+
+
+def test_the_predictive_pacer_weighs_a_groups_agents_against_the_whole_campaigns_calls() -> None:
+    model = Recording()
+    model.teams = []
+    inner = PredictivePacer(model=model, warmup_dials=0)
+    for i in range(40):
+        inner.observe_dial(10.0, i % 4 == 0, originated_at=float(i))
+    pacer = GroupedPacer(inner, lambda now: {EN: GroupLoad(ready=2, busy=(30.0,)),
+                                             ES: GroupLoad(ready=1, wrapping=(3.0,))})
+    pacer.decide(campaign(now=1000.0, busy_agents=(30.0, 12.0), wrapping_agents=(3.0,)))
+    assert model.teams == [((30.0, 12.0), (3.0,))] * 2
 
 
 def test_without_a_view_of_the_groups_the_pacer_refuses_to_guess() -> None:
