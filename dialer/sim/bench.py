@@ -5,6 +5,7 @@
     python -m dialer.sim scale [--agents 10000] [--hours 0.25]
     python -m dialer.sim yardstick [--seed 1] [--tune-seed 2]   (the ratio tuned on another day)
     python -m dialer.sim knowing [--seeds 1 2 3] [--hours H]   (the pacer told the agents)
+    python -m dialer.sim teams [--live 0.15] [--talk 60] [--sizes 10 20 ...]   (gap by team size)
     python -m dialer.sim plot docs/img/pacing_runs.json   (tables and plots from a grid's JSON)
 
 Writes into --img (docs/img): pacing_runs[_quick].csv and .json (every run) and the plots.
@@ -382,6 +383,79 @@ def cmd_knowing(args: argparse.Namespace) -> int:
     return 0
 
 
+TEAM_SIZES = (10, 20, 50, 100, 200, 500)
+
+
+def steady_share(run: RunResult) -> float:
+    """Talk-min per agent-hour as a share of the oracle without the run's first and last
+    series bins (the synchronised start, and the drain after the shift's end)."""
+    series = run.series
+    if series is None or len(series.talk_min_per_hour) < 3:
+        raise ValueError(f"{run.scenario}: a steady share needs a series of 3 bins or more")
+    middle = series.talk_min_per_hour[1:-1]
+    return sum(middle) / len(middle) / run.oracle
+
+
+def fit_gap(sizes: Sequence[int], gaps: Sequence[float]) -> tuple[float, float]:
+    """Least squares of log(gap) = log(c) − b·log(agents): (c, b)."""
+    xs = [math.log(n) for n in sizes]
+    ys = [math.log(max(g, 1e-6)) for g in gaps]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    b = -sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx if sxx else 0.0
+    return math.exp(my + b * mx), b
+
+
+def teams_table(results: Sequence[RunResult], sizes: Sequence[int], policies: Sequence[str]
+                ) -> str:
+    """Markdown: per team size and policy, the steady share of the oracle (mean over the
+    seeds), the gap to it, the whole run's share and the worst abandon rate; then per policy
+    the fitted gap ≈ c · agents^-b and the team the fit needs for a 10 % and a 3 % gap."""
+    rows = ["| agents | policy | steady share of oracle | gap | whole run | worst abandon |",
+            "|---|---|---|---|---|---|"]
+    fits = []
+    for name in policies:
+        points = []
+        for n in sizes:
+            runs = [r for r in results if r.agents == n and r.policy == name]
+            if not runs:
+                continue
+            steady = sum(steady_share(r) for r in runs) / len(runs)
+            whole = sum(r.vs_oracle for r in runs) / len(runs)
+            points.append((n, 1.0 - steady))
+            rows.append(f"| {n} | {name} | {steady:.1%} | {1.0 - steady:.1%} | {whole:.1%} | "
+                        f"{max(r.abandon for r in runs):.2%} |")
+        if len(points) >= 2:
+            c, b = fit_gap([n for n, _ in points], [g for _, g in points])
+            need = [(c / g) ** (1.0 / b) if b > 0 else math.inf for g in (0.10, 0.03)]
+            fits.append(f"- {name}: gap ≈ {c:.2f} · agents^-{b:.2f}; a 10 % gap at "
+                        f"{need[0]:,.0f} agents, a 3 % gap at {need[1]:,.0f}")
+    return "\n".join([*rows, "", *fits])
+
+
+def cmd_teams(args: argparse.Namespace) -> int:
+    """One grid cell's customers over team sizes: the steady share of the oracle (the run
+    without its first and last quarter-hour) and its gap, fitted as c · agents^-b — how the
+    idle buffer the answer noise demands shrinks as a team grows (docs/PACING_BENCH.md,
+    "Team size")."""
+    from dialer.sim.plots import teams
+    from dialer.sim.scenario import cell
+
+    tasks = [Task(shifted(cell(n, args.live, args.talk), args.hours), name, seed, series=True)
+             for n in args.sizes for name in args.policies for seed in args.seeds]
+    results = run_tasks(tasks, args.jobs, not args.no_progress)
+    table = teams_table(results, args.sizes, args.policies)
+    print(table)
+    if args.markdown:
+        Path(args.markdown).write_text(table + "\n")
+    if not args.no_plots:
+        out = Path(args.img)
+        out.mkdir(parents=True, exist_ok=True)
+        path = teams(results, args.sizes, args.policies, out / "pacing_teams.png")
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     """Tables and plots again from a grid's JSON, without simulating."""
     from dialer.sim.plots import draw_all, load
@@ -498,6 +572,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     k.add_argument("--no-plots", action="store_true")
     _cell_options(k)
     k.set_defaults(func=cmd_knowing)
+    t = sub.add_parser("teams", help="one cell's customers over team sizes: the steady share of "
+                       "the oracle and how its gap shrinks as the team grows")
+    t.add_argument("--live", type=float, default=0.15)
+    t.add_argument("--talk", type=float, default=60.0)
+    t.add_argument("--sizes", type=int, nargs="+", default=list(TEAM_SIZES))
+    t.add_argument("--hours", type=float, default=2.0, help="shift length (0.75 at least: the "
+                   "steady share leaves out the first and the last quarter-hour)")
+    t.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    t.add_argument("--policies", nargs="+", default=["predictive", "knowing"])
+    t.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    t.add_argument("--img", default="docs/img", help="where the plot goes (--no-plots: none)")
+    t.add_argument("--no-plots", action="store_true")
+    t.add_argument("--markdown", help="also write the table to this Markdown file")
+    t.add_argument("--no-progress", action="store_true")
+    t.set_defaults(func=cmd_teams)
     c = sub.add_parser("scale", help="one large run, to measure the simulator's speed")
     c.add_argument("--agents", type=int, default=10_000)
     c.add_argument("--hours", type=float, default=0.25)

@@ -282,6 +282,50 @@ def knowing(results: Sequence[RunResult], cells: Sequence[Scenario], path: Path)
     return path
 
 
+def teams(results: Sequence[RunResult], sizes: Sequence[int], policies: Sequence[str],
+          path: Path) -> Path:
+    """The gap to the oracle in steady state (`bench.steady_share`) against the team size, on
+    log scales, per policy with its fitted c · agents^-b, and the gaps the 20- and 100-agent
+    targets allow: the buffer of ready agents that the answer noise demands shrinks with the
+    team, slowly."""
+    from dialer.sim.bench import fit_gap, steady_share
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    colors = {"predictive": COLORS["predictive"], "knowing": "tab:purple"}
+    for name in policies:
+        points = []
+        for n in sizes:
+            runs = [r for r in results if r.agents == n and r.policy == name]
+            if runs:
+                points.append((n, 100 * (1.0 - sum(steady_share(r) for r in runs) / len(runs))))
+        if not points:
+            continue
+        color = colors.get(name, "tab:green")
+        ax.plot([n for n, _ in points], [g for _, g in points], "o", color=color, label=name)
+        if len(points) >= 2:
+            c, b = fit_gap([n for n, _ in points], [g / 100 for _, g in points])
+            xs = [sizes[0] * (sizes[-1] * 20 / sizes[0]) ** (i / 50) for i in range(51)]
+            ax.plot(xs, [100 * c * x ** -b for x in xs], "--", color=color, lw=1,
+                    label=f"{name}: {100 * c:.0f} % · agents^-{b:.2f}")
+    for agents, target in sorted(TARGETS.items()):
+        if agents >= 20:
+            gap = 100 * (1 - target)
+            ax.axhline(gap, color="black", lw=0.8, ls=":")
+            ax.annotate(f"{target:.0%} target's gap (set at {agents} agents)", (sizes[0], gap),
+                        textcoords="offset points", xytext=(2, 3), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("agents")
+    ax.set_ylabel("gap to the oracle in steady state, %")
+    ax.set_title("The idle buffer the answer noise demands shrinks slowly with the team")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def recovery(path: Path, seeds: Sequence[int] = (1, 2, 3, 4, 5), agents: int = 5,
              live: float = 0.05, talk: float = 60.0, hours: float | None = None) -> Path:
     """The recovery budget: the shipped pacer (a floor of 12 % of the target at and over the

@@ -12,7 +12,9 @@ from dialer.sim.bench import (
     best_power,
     detail_table,
     execute,
+    fit_gap,
     main,
+    steady_share,
     summary_table,
     write_csv,
     yardstick_table,
@@ -108,6 +110,35 @@ def test_knowing_runs_the_pacer_beside_the_one_told_the_agents_on_the_same_seeds
     shares = [float(c.split("%")[0]) for c in cells[2:4]]
     assert gain == pytest.approx(shares[1] - shares[0], abs=0.11)
     assert (tmp_path / "pacing_knowing_quick.png").stat().st_size > 10_000
+
+
+def test_the_gap_fit_recovers_a_power_law() -> None:
+    sizes = [10, 20, 50, 100, 500]
+    c, b = fit_gap(sizes, [0.7 * n ** -0.5 for n in sizes])
+    assert c == pytest.approx(0.7)
+    assert b == pytest.approx(0.5)
+
+
+def test_teams_measures_the_steady_gap_to_the_oracle_per_team_size(tmp_path: Path) -> None:
+    out = tmp_path / "teams.md"
+    assert main(["teams", "--sizes", "5", "10", "--hours", "0.75", "--policies", "predictive",
+                 "--seeds", "1", "--jobs", "1", "--no-progress", "--markdown", str(out),
+                 "--img", str(tmp_path)]) == 0
+    lines = out.read_text().splitlines()
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:4]]
+    assert [r[:2] for r in rows] == [["5", "predictive"], ["10", "predictive"]]
+    for r in rows:
+        steady, gap = float(r[2].rstrip("%")), float(r[3].rstrip("%"))
+        assert steady + gap == pytest.approx(100.0, abs=0.11)
+        assert float(r[4].rstrip("%")) < steady  # the start and the drain cost the whole run
+    assert lines[-1].startswith("- predictive: gap ≈ ")
+    assert (tmp_path / "pacing_teams.png").stat().st_size > 10_000
+
+
+def test_a_steady_share_needs_a_start_a_middle_and_an_end() -> None:
+    run = tiny()[0]
+    with pytest.raises(ValueError, match="3 bins"):
+        steady_share(run)
 
 
 def test_yardstick_flags_a_ratio_from_another_day_that_breaks_the_ceiling() -> None:
