@@ -371,15 +371,21 @@ def cmd_knowing(args: argparse.Namespace) -> int:
     tasks = [Task(s, name, seed) for s in cells for seed in args.seeds
              for name in ("predictive", "knowing")]
     results = run_tasks(tasks, args.jobs, not args.no_progress)
-    table = knowing_table(cells, results)
+    name = f"pacing_knowing{'_quick' if args.quick else ''}.png"
+    return _publish(args, knowing_table(cells, results),
+                    lambda out: knowing(results, cells, out / name))
+
+
+def _publish(args: argparse.Namespace, table: str, draw: Callable[[Path], Path]) -> int:
+    """Print a command's table, write it to --markdown, and draw its plot into --img (unless
+    --no-plots)."""
     print(table)
     if args.markdown:
         Path(args.markdown).write_text(table + "\n")
     if not args.no_plots:
         out = Path(args.img)
         out.mkdir(parents=True, exist_ok=True)
-        path = knowing(results, cells, out / f"pacing_knowing{'_quick' if args.quick else ''}.png")
-        print(f"wrote {path}")
+        print(f"wrote {draw(out)}")
     return 0
 
 
@@ -444,16 +450,8 @@ def cmd_teams(args: argparse.Namespace) -> int:
     tasks = [Task(shifted(cell(n, args.live, args.talk), args.hours), name, seed, series=True)
              for n in args.sizes for name in args.policies for seed in args.seeds]
     results = run_tasks(tasks, args.jobs, not args.no_progress)
-    table = teams_table(results, args.sizes, args.policies)
-    print(table)
-    if args.markdown:
-        Path(args.markdown).write_text(table + "\n")
-    if not args.no_plots:
-        out = Path(args.img)
-        out.mkdir(parents=True, exist_ok=True)
-        path = teams(results, args.sizes, args.policies, out / "pacing_teams.png")
-        print(f"wrote {path}")
-    return 0
+    return _publish(args, teams_table(results, args.sizes, args.policies),
+                    lambda out: teams(results, args.sizes, args.policies, out / "pacing_teams.png"))
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
