@@ -393,8 +393,9 @@ TEAM_SIZES = (10, 20, 50, 100, 200, 500)
 
 
 def steady_share(run: RunResult) -> float:
-    """Talk-min per agent-hour as a share of the oracle without the run's first and last
-    series bins (the synchronised start, and the drain after the shift's end)."""
+    """Talk-min per agent-hour as a share of the oracle without the run's first series bin
+    (the synchronised start: every agent logs in within the same minute) and its last (the
+    drain after the shift's end, while the calls in progress finish)."""
     series = run.series
     if series is None or len(series.talk_min_per_hour) < 3:
         raise ValueError(f"{run.scenario}: a steady share needs a series of 3 bins or more")
@@ -403,55 +404,95 @@ def steady_share(run: RunResult) -> float:
 
 
 def fit_gap(sizes: Sequence[int], gaps: Sequence[float]) -> tuple[float, float]:
-    """Least squares of log(gap) = log(c) − b·log(agents): (c, b)."""
+    """Least squares of log(gap) = log(c) − b·log(agents): (c, b). Gaps must be positive."""
+    if len(sizes) < 2 or min(gaps) <= 0.0:
+        raise ValueError("a gap fit needs two sizes or more and positive gaps")
     xs = [math.log(n) for n in sizes]
-    ys = [math.log(max(g, 1e-6)) for g in gaps]
+    ys = [math.log(g) for g in gaps]
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
     sxx = sum((x - mx) ** 2 for x in xs)
     b = -sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx if sxx else 0.0
     return math.exp(my + b * mx), b
 
 
+def team_for_gap(c: float, b: float, gap: float) -> float:
+    """The team size at which the fitted c · agents^-b falls to `gap` (inf: never)."""
+    if b <= 0.0 or c <= gap:
+        return math.inf if b <= 0.0 else 1.0
+    try:
+        return math.exp(math.log(c / gap) / b)
+    except OverflowError:
+        return math.inf
+
+
+def team_points(results: Sequence[RunResult], sizes: Sequence[int], policy: str
+                ) -> list[tuple[int, float, float, float]]:
+    """Per team size: (agents, steady share of the oracle and whole run's share, both means
+    over the seeds, worst abandon rate) of one policy's runs (`policy`: its label)."""
+    out = []
+    for n in sizes:
+        runs = [r for r in results if r.agents == n and r.policy == policy]
+        if not runs:
+            raise ValueError(f"no {policy!r} runs with {n} agents")
+        out.append((n, sum(steady_share(r) for r in runs) / len(runs),
+                    sum(r.vs_oracle for r in runs) / len(runs), max(r.abandon for r in runs)))
+    return out
+
+
+def fit_points(points: Sequence[tuple[int, float, float, float]]) -> tuple[float, float] | None:
+    """The gap fit over `team_points`, leaving out any at or above the oracle (no gap to fit);
+    None with fewer than two left."""
+    kept = [(n, 1.0 - steady) for n, steady, _, _ in points if steady < 1.0]
+    if len(kept) < 2:
+        return None
+    return fit_gap([n for n, _ in kept], [g for _, g in kept])
+
+
 def teams_table(results: Sequence[RunResult], sizes: Sequence[int], policies: Sequence[str]
                 ) -> str:
-    """Markdown: per team size and policy, the steady share of the oracle (mean over the
-    seeds), the gap to it, the whole run's share and the worst abandon rate; then per policy
-    the fitted gap ≈ c · agents^-b and the team the fit needs for a 10 % and a 3 % gap."""
+    """Markdown: per team size and policy (labels), the steady share of the oracle (mean over
+    the seeds), the gap to it, the whole run's share and the worst abandon rate; then per
+    policy the fitted gap ≈ c · agents^-b and the team the fit needs for a 10 % and a 3 % gap
+    (in steady state: the whole run, start and drain included, needs more)."""
     rows = ["| agents | policy | steady share of oracle | gap | whole run | worst abandon |",
             "|---|---|---|---|---|---|"]
     fits = []
     for name in policies:
-        points = []
-        for n in sizes:
-            runs = [r for r in results if r.agents == n and r.policy == name]
-            if not runs:
-                continue
-            steady = sum(steady_share(r) for r in runs) / len(runs)
-            whole = sum(r.vs_oracle for r in runs) / len(runs)
-            points.append((n, 1.0 - steady))
+        points = team_points(results, sizes, name)
+        for n, steady, whole, worst in points:
             rows.append(f"| {n} | {name} | {steady:.1%} | {1.0 - steady:.1%} | {whole:.1%} | "
-                        f"{max(r.abandon for r in runs):.2%} |")
-        if len(points) >= 2:
-            c, b = fit_gap([n for n, _ in points], [g for _, g in points])
-            need = [(c / g) ** (1.0 / b) if b > 0 else math.inf for g in (0.10, 0.03)]
-            fits.append(f"- {name}: gap ≈ {c:.2f} · agents^-{b:.2f}; a 10 % gap at "
+                        f"{worst:.2%} |")
+        fit = fit_points(points)
+        if fit is not None:
+            c, b = fit
+            need = [team_for_gap(c, b, g) for g in (0.10, 0.03)]
+            fits.append(f"- {name}: gap ≈ {c:.2f} · agents^{-b:+.2f}; a 10 % gap at "
                         f"{need[0]:,.0f} agents, a 3 % gap at {need[1]:,.0f}")
     return "\n".join([*rows, "", *fits])
 
 
 def cmd_teams(args: argparse.Namespace) -> int:
     """One grid cell's customers over team sizes: the steady share of the oracle (the run
-    without its first and last quarter-hour) and its gap, fitted as c · agents^-b — how the
-    idle buffer the answer noise demands shrinks as a team grows (docs/PACING_BENCH.md,
-    "Team size")."""
+    without its first quarter-hour and the drain after the shift) and its gap, fitted as
+    c · agents^-b — how the idle buffer the answer noise demands shrinks as a team grows
+    (docs/PACING_BENCH.md, "Team size")."""
+    from dialer.sim.metrics import BIN
     from dialer.sim.plots import teams
     from dialer.sim.scenario import cell
 
+    if args.hours < 2 * BIN / 3600:
+        raise SystemExit(f"--hours must be at least {2 * BIN / 3600:g}: the steady share leaves "
+                         "out the first quarter-hour and the drain")
+    sizes = sorted(set(args.sizes))
+    try:
+        labels = list(dict.fromkeys(parse(p).label for p in args.policies))
+    except ValueError as exc:
+        raise SystemExit(f"--policies: {exc}") from None
     tasks = [Task(shifted(cell(n, args.live, args.talk), args.hours), name, seed, series=True)
-             for n in args.sizes for name in args.policies for seed in args.seeds]
+             for n in sizes for name in args.policies for seed in args.seeds]
     results = run_tasks(tasks, args.jobs, not args.no_progress)
-    return _publish(args, teams_table(results, args.sizes, args.policies),
-                    lambda out: teams(results, args.sizes, args.policies, out / "pacing_teams.png"))
+    return _publish(args, teams_table(results, sizes, labels),
+                    lambda out: teams(results, sizes, labels, out / "pacing_teams.png"))
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -575,8 +616,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--live", type=float, default=0.15)
     t.add_argument("--talk", type=float, default=60.0)
     t.add_argument("--sizes", type=int, nargs="+", default=list(TEAM_SIZES))
-    t.add_argument("--hours", type=float, default=2.0, help="shift length (0.75 at least: the "
-                   "steady share leaves out the first and the last quarter-hour)")
+    t.add_argument("--hours", type=float, default=2.0, help="shift length (0.5 at least: the "
+                   "steady share leaves out the first quarter-hour and the drain after it)")
     t.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     t.add_argument("--policies", nargs="+", default=["predictive", "knowing"])
     t.add_argument("--jobs", type=int, default=os.cpu_count() or 1)

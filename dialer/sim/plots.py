@@ -284,29 +284,25 @@ def knowing(results: Sequence[RunResult], cells: Sequence[Scenario], path: Path)
 
 def teams(results: Sequence[RunResult], sizes: Sequence[int], policies: Sequence[str],
           path: Path) -> Path:
-    """The gap to the oracle in steady state (`bench.steady_share`) against the team size, on
-    log scales, per policy with its fitted c · agents^-b, and the gaps the 20- and 100-agent
-    targets allow: the buffer of ready agents that the answer noise demands shrinks with the
-    team, slowly."""
-    from dialer.sim.bench import fit_gap, steady_share
+    """The gap to the oracle in steady state (`bench.steady_share`) against the team size
+    (ascending), on log scales, per policy (labels) with its fitted c · agents^-b, and the gaps
+    the 20- and 100-agent targets allow: the buffer of ready agents that the answer noise
+    demands shrinks with the team, slowly."""
+    from dialer.sim.bench import fit_points, team_points
 
     fig, ax = plt.subplots(figsize=(8, 5))
     colors = {"predictive": COLORS["predictive"], "knowing": "tab:purple"}
     for name in policies:
-        points = []
-        for n in sizes:
-            runs = [r for r in results if r.agents == n and r.policy == name]
-            if runs:
-                points.append((n, 100 * (1.0 - sum(steady_share(r) for r in runs) / len(runs))))
-        if not points:
-            continue
+        points = team_points(results, sizes, name)
         color = colors.get(name, "tab:green")
-        ax.plot([n for n, _ in points], [g for _, g in points], "o", color=color, label=name)
-        if len(points) >= 2:
-            c, b = fit_gap([n for n, _ in points], [g / 100 for _, g in points])
+        ax.plot([n for n, *_ in points], [100 * (1.0 - steady) for _, steady, *_ in points], "o",
+                color=color, label=name)
+        fit = fit_points(points)
+        if fit is not None:
+            c, b = fit
             xs = [sizes[0] * (sizes[-1] * 20 / sizes[0]) ** (i / 50) for i in range(51)]
             ax.plot(xs, [100 * c * x ** -b for x in xs], "--", color=color, lw=1,
-                    label=f"{name}: {100 * c:.0f} % · agents^-{b:.2f}")
+                    label=f"{name}: {100 * c:.0f} % · agents^{-b:+.2f}")
     for agents, target in sorted(TARGETS.items()):
         if agents >= 20:
             gap = 100 * (1 - target)

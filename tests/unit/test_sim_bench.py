@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,10 +17,12 @@ from dialer.sim.bench import (
     main,
     steady_share,
     summary_table,
+    team_for_gap,
+    teams_table,
     write_csv,
     yardstick_table,
 )
-from dialer.sim.metrics import RunResult
+from dialer.sim.metrics import RunResult, Series
 from dialer.sim.scenario import cell, grid, specials
 
 
@@ -112,33 +115,62 @@ def test_knowing_runs_the_pacer_beside_the_one_told_the_agents_on_the_same_seeds
     assert (tmp_path / "pacing_knowing_quick.png").stat().st_size > 10_000
 
 
-def test_the_gap_fit_recovers_a_power_law() -> None:
+def test_the_gap_fit_recovers_a_power_law_and_the_team_it_needs() -> None:
     sizes = [10, 20, 50, 100, 500]
     c, b = fit_gap(sizes, [0.7 * n ** -0.5 for n in sizes])
     assert c == pytest.approx(0.7)
     assert b == pytest.approx(0.5)
+    assert team_for_gap(c, b, 0.10) == pytest.approx(49.0)
+    assert team_for_gap(c, b, 0.03) == pytest.approx(544.4, abs=0.1)
+    assert team_for_gap(0.7, -0.1, 0.03) == math.inf  # a gap that does not shrink
+    with pytest.raises(ValueError, match="positive gaps"):
+        fit_gap([10, 20], [0.1, 0.0])
+
+
+def with_series(run: RunResult, agents: int, policy: str, bins: tuple[float, ...]) -> RunResult:
+    """`run` made up as `policy` with `agents` agents and these talk-min per hour per bin."""
+    zeros = tuple(0.0 for _ in bins)
+    return replace(run, agents=agents, policy=policy,
+                   series=Series(t=zeros, live=zeros, talk_min_per_hour=bins, abandon=zeros,
+                                 cumulative_abandon=zeros))
+
+
+def test_the_steady_share_leaves_out_the_start_and_the_drain() -> None:
+    run = execute(Task(cell(5, 0.3, 60.0), "predictive", 1))[0]
+    made = with_series(run, 5, "predictive", (10.0, 0.7 * run.oracle, 0.9 * run.oracle, 1.0))
+    assert steady_share(made) == pytest.approx(0.8)
+    with pytest.raises(ValueError, match="3 bins"):
+        steady_share(with_series(run, 5, "predictive", (10.0, 20.0)))
+
+
+def test_the_teams_table_gives_each_size_its_gap_and_the_fit_the_team_for_each_target() -> None:
+    run = execute(Task(cell(5, 0.3, 60.0), "predictive", 1))[0]
+    o = run.oracle
+    runs = [with_series(run, n, "predictive", (0.0, (1 - 0.7 * n ** -0.5) * o, 0.0))
+            for n in (10, 40, 160)]
+    lines = teams_table(runs, [10, 40, 160], ["predictive"]).splitlines()
+    assert lines[2].startswith(f"| 10 | predictive | {1 - 0.7 / 10 ** 0.5:.1%} | "
+                               f"{0.7 / 10 ** 0.5:.1%} |")
+    assert lines[-1] == "- predictive: gap ≈ 0.70 · agents^-0.50; a 10 % gap at 49 agents, " \
+        "a 3 % gap at 544"
+    with pytest.raises(ValueError, match="no 'knowing' runs with 10 agents"):
+        teams_table(runs, [10, 40, 160], ["knowing"])
 
 
 def test_teams_measures_the_steady_gap_to_the_oracle_per_team_size(tmp_path: Path) -> None:
     out = tmp_path / "teams.md"
-    assert main(["teams", "--sizes", "5", "10", "--hours", "0.75", "--policies", "predictive",
-                 "--seeds", "1", "--jobs", "1", "--no-progress", "--markdown", str(out),
-                 "--img", str(tmp_path)]) == 0
+    assert main(["teams", "--sizes", "10", "5", "10", "--hours", "0.75",
+                 "--policies", "predictive:safety=0.8", "--seeds", "1", "--jobs", "1",
+                 "--no-progress", "--markdown", str(out), "--img", str(tmp_path)]) == 0
     lines = out.read_text().splitlines()
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:4]]
-    assert [r[:2] for r in rows] == [["5", "predictive"], ["10", "predictive"]]
+    assert [r[:2] for r in rows] == [["5", "predictive:safety=0.8"], ["10", "predictive:safety=0.8"]]
     for r in rows:
-        steady, gap = float(r[2].rstrip("%")), float(r[3].rstrip("%"))
-        assert steady + gap == pytest.approx(100.0, abs=0.11)
-        assert float(r[4].rstrip("%")) < steady  # the start and the drain cost the whole run
-    assert lines[-1].startswith("- predictive: gap ≈ ")
+        assert float(r[4].rstrip("%")) < float(r[2].rstrip("%"))  # the start costs the whole run
+    assert lines[-1].startswith("- predictive:safety=0.8: gap ≈ ")
     assert (tmp_path / "pacing_teams.png").stat().st_size > 10_000
-
-
-def test_a_steady_share_needs_a_start_a_middle_and_an_end() -> None:
-    run = tiny()[0]
-    with pytest.raises(ValueError, match="3 bins"):
-        steady_share(run)
+    with pytest.raises(SystemExit, match=r"at least 0\.5"):
+        main(["teams", "--hours", "0.25", "--no-progress", "--no-plots"])
 
 
 def test_yardstick_flags_a_ratio_from_another_day_that_breaks_the_ceiling() -> None:
