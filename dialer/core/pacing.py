@@ -1150,31 +1150,11 @@ class Estimator:
 
     def p_free(self, talking: tuple[float, ...], wrapping: tuple[float, ...], horizon: float,
                team: tuple[tuple[float, ...], tuple[float, ...]] | None = None) -> list[float]:
-        out: list[float] = []
-        now = self._clock
-        team_talking, team_wrapping = (None, None) if team is None else team
         # On a call, the whole wrap-up is still ahead: the talk must end within h − W. With
         # W at its mean (10 s, past a 9 s horizon) no talking agent would ever count; W varies
-        # (short wrap-ups happen), so average over `wrap_points` quantiles of the wrap-ups seen.
-        wraps = self._wrap.quantiles(self.wrap_points) if self.wrap_points else []
-        actuarial = self.wrap_points > 0
-        if not wraps or not talking:
-            self._talk.ends_within(talking, horizon - self._wrap.mean, out, actuarial, now,
-                                   team_talking)
-        else:
-            total = [0.0] * len(talking)
-            part: list[float] = []
-            for w in wraps:
-                if horizon - w <= 0.0:
-                    continue
-                part.clear()
-                self._talk.ends_within(talking, horizon - w, part, actuarial, now, team_talking)
-                for i, q in enumerate(part):
-                    total[i] += q
-            share = 1.0 / len(wraps)
-            out.extend(q * share for q in total)
-        self._wrap.ends_within(wrapping, horizon, out, actuarial, now, team_wrapping)
-        return out
+        # (short wrap-ups happen), so average over `wrap_points` quantiles of the wrap-ups seen
+        # (`p_free_many`: one pass over the agents, their at-risk set taken once).
+        return self.p_free_many(talking, wrapping, [horizon], team)[0]
 
     @property
     def checkpoints(self) -> tuple[float, ...]:

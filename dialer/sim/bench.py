@@ -555,13 +555,24 @@ def cmd_scale(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cell_options(parser: argparse.ArgumentParser) -> None:
-    """The options of the commands that run some grid cells and print one table."""
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--cells", nargs="+", help="only these grid cells (e.g. a20-l15-t60)")
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    """The options of the commands that run some simulations and print one table."""
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--markdown", help="also write the table to this Markdown file")
     parser.add_argument("--no-progress", action="store_true")
+
+
+def _cell_options(parser: argparse.ArgumentParser) -> None:
+    """`_run_options`, on some of the grid's cells."""
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--cells", nargs="+", help="only these grid cells (e.g. a20-l15-t60)")
+    _run_options(parser)
+
+
+def _plot_options(parser: argparse.ArgumentParser) -> None:
+    """The options of the commands that draw one plot (`_publish`)."""
+    parser.add_argument("--img", default="docs/img", help="where the plot goes (--no-plots: none)")
+    parser.add_argument("--no-plots", action="store_true")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -607,8 +618,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     k.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     k.add_argument("--hours", type=float, help="shift length instead of the grid's (two breaks "
                    "from 4 h)")
-    k.add_argument("--img", default="docs/img", help="where the plot goes (--no-plots: none)")
-    k.add_argument("--no-plots", action="store_true")
+    _plot_options(k)
     _cell_options(k)
     k.set_defaults(func=cmd_knowing)
     t = sub.add_parser("teams", help="one cell's customers over team sizes: the steady share of "
@@ -620,11 +630,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "steady share leaves out the first quarter-hour and the drain after it)")
     t.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     t.add_argument("--policies", nargs="+", default=["predictive", "knowing"])
-    t.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    t.add_argument("--img", default="docs/img", help="where the plot goes (--no-plots: none)")
-    t.add_argument("--no-plots", action="store_true")
-    t.add_argument("--markdown", help="also write the table to this Markdown file")
-    t.add_argument("--no-progress", action="store_true")
+    _plot_options(t)
+    _run_options(t)
     t.set_defaults(func=cmd_teams)
     c = sub.add_parser("scale", help="one large run, to measure the simulator's speed")
     c.add_argument("--agents", type=int, default=10_000)

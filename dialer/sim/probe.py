@@ -11,6 +11,7 @@ bench's `baseline` policy is the pacer without it, kept as a measured ablation.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from dialer.core.pacing import Estimator, ForwardingObservations, PacingSnapshot, PredictivePacer
@@ -46,19 +47,14 @@ class AgentOracle(Estimator):
     how much is left to what it still cannot know: which calls will be answered, and when
     (docs/PACING_BENCH.md, "Knowing the agents")."""
 
-    __slots__ = ("free_times", "live", "machine", "now")
+    __slots__ = ("free_times", "live", "machine")
 
     def __init__(self, live: float, machine: float = 0.0) -> None:
         super().__init__()
         self.live = live
         self.machine = machine
-        self.now = 0.0
         # Set by the simulator: when each agent on a call or in wrap-up will be READY again.
         self.free_times: Callable[[], list[float]] = list
-
-    def advance(self, now: float) -> None:
-        self.now = now
-        super().advance(now)
 
     @property
     def p_answer(self) -> float:
@@ -75,11 +71,15 @@ class AgentOracle(Estimator):
 
     def p_free(self, talking: tuple[float, ...], wrapping: tuple[float, ...], horizon: float,
                team: tuple[tuple[float, ...], tuple[float, ...]] | None = None) -> list[float]:
-        by = self.now + horizon
-        return [1.0 if t <= by else 0.0 for t in self.free_times()]
+        return self._free_by(self.free_times(), [horizon])[0]
 
     def p_free_many(self, talking: tuple[float, ...], wrapping: tuple[float, ...],
                     horizons: list[float],
                     team: tuple[tuple[float, ...], tuple[float, ...]] | None = None
                     ) -> list[list[float]]:
-        return [self.p_free(talking, wrapping, h) for h in horizons]
+        return self._free_by(self.free_times(), horizons)
+
+    def _free_by(self, free: list[float], horizons: list[float]) -> list[list[float]]:
+        """1 for each agent free (`free`: its READY time) by now + each horizon, else 0."""
+        now = self._clock if self._clock > -math.inf else 0.0
+        return [[1.0 if t <= now + h else 0.0 for t in free] for h in horizons]

@@ -152,6 +152,7 @@ class _Call:
     optout: bool
     ended: bool = False  # a CallEnded is scheduled or delivered
     recorded: bool = False
+    ends_at: float | None = None  # when the talk ends, once the bridge is asked for
 
 
 class LeadPool:
@@ -252,10 +253,10 @@ class Simulator:
         self.call_seq = 0
         self.dnc: set[str] = set()
         self._pending: dict[str, Lead] = {}  # call id -> lead, while LeadsClaimed is handled
-        # For `AgentOracle` only (kept when a campaign's pacer has one: `_talk_ends` is then
-        # not None): when each call put through to an agent ends, when each agent in wrap-up
-        # keys the disposition, and when each agent is to go on a break, step out or leave.
-        self._talk_ends: dict[str, float] | None = None
+        # For `AgentOracle` only (kept when a campaign's pacer has one: `_knowing`): when
+        # each agent in wrap-up keys the disposition, and when each agent is to go on a break,
+        # step out or leave (when each call put through ends is `_Call.ends_at`).
+        self._knowing = False
         self._dispo_at: dict[str, float] = {}
         self._away: dict[str, list[float]] = {}
         self.zone = ZoneInfo(scenario.zone)
@@ -280,7 +281,7 @@ class Simulator:
                 pacer.truth = self._humans_to_come(engine)
             inner = getattr(pacer, "inner", pacer)  # a probe's pacer
             if isinstance(inner, PredictivePacer) and isinstance(inner.model, AgentOracle):
-                self._talk_ends = {}
+                self._knowing = True
                 inner.model.free_times = _values(self.free_at(engine))
             size = None if scenario.leads is None else scenario.leads // groups
             agents = [f"{cid}-a{i}" for i in range(g, staff.agents, groups)]
@@ -394,7 +395,7 @@ class Simulator:
         self._push(t + TICK, _TICK, desk.index, end)
         staff = self.scenario.staff
         length = end - start
-        knowing = self._talk_ends is not None
+        knowing = self._knowing
         for aid in desk.agents:
             rng = self._agent_rng(aid)
             away: list[float] = self._away.setdefault(aid, []) if knowing else []
@@ -569,8 +570,8 @@ class Simulator:
     def _connect(self, desk: _Desk, command: ConnectAgent) -> None:
         at = self.now + CONNECT_LATENCY
         call = self.calls.get(command.call_id)
-        if self._talk_ends is not None and call is not None:
-            self._talk_ends[command.call_id] = at + call.talk  # as `_bridged` will schedule it
+        if call is not None:
+            call.ends_at = at + call.talk  # as `_bridged` will schedule it
         self._event(at, desk.index, CallBridged(at, command.call_id))
 
     def _bridged(self, desk: _Desk, event: CallBridged) -> None:
@@ -618,8 +619,6 @@ class Simulator:
         call = self.calls.pop(attempt.id, None)
         if call is None:
             return  # recorded already
-        if self._talk_ends is not None:
-            self._talk_ends.pop(attempt.id, None)
         self.live_calls -= 1
         self.ledger.attempt(attempt, call.human and attempt.amd_status == "MACHINE")
 
@@ -640,7 +639,7 @@ class Simulator:
             rng = self._agent_rng(agent.id)
             wrap = self._draw_wrap(rng)
             self._push(self.now + wrap, _DISPO, desk.index, (agent.id, agent.call_id))
-            if self._talk_ends is not None:
+            if self._knowing:
                 self._dispo_at[agent.id] = self.now + wrap
 
     def _draw_wrap(self, rng: random.Random) -> float:
@@ -655,7 +654,7 @@ class Simulator:
         be READY. Those times are drawn at the start of the day, so the stream's next draw is
         the wrap-up."""
         def times() -> dict[str, float]:
-            talk_ends = self._talk_ends or {}
+            calls = self.calls
             out: dict[str, float] = {}
             for agent in engine.agents.values():
                 if agent.pause_requested:
@@ -666,10 +665,11 @@ class Simulator:
                     call_id = agent.call_id or ""
                     seen = peeked.get(agent.id)
                     if seen is None or seen[0] != call_id:
-                        peek = random.Random()
                         peek.setstate(self._agent_rng(agent.id).getstate())
                         seen = peeked[agent.id] = (call_id, self._draw_wrap(peek))
-                    out[agent.id] = talk_ends.get(call_id, self.now) + seen[1]
+                    call = calls.get(call_id)
+                    ends = call.ends_at if call is not None else None
+                    out[agent.id] = (self.now if ends is None else ends) + seen[1]
                 else:
                     continue
                 free = out[agent.id]
@@ -677,6 +677,7 @@ class Simulator:
                     del out[agent.id]  # off on a break, or leaving, after the call
             return out
         peeked: dict[str, tuple[str, float]] = {}  # agent -> (call, the wrap-up it will draw)
+        peek = random.Random(0)  # a copy of an agent's stream, to read its next draw
         return times
 
     def _humans_to_come(self, engine: CampaignEngine) -> Callable[[], int]:

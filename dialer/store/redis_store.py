@@ -211,7 +211,8 @@ return 1
 # finish_lead as one script, for `save_batch`: the same writes as `_queue_writes` does for
 # (stored lead, new lead, not in flight), with the stored lead read here.
 # KEYS: lead, in_flight, leads, state:<each of the 4 states> (KEYS[4..7]), levels,
-#       ready:<new priority>, locked:<new priority>, locked_next_at, state:<new state>
+#       ready:<new priority>, locked:<new priority>, locked_next_at, state:<new state> (one of
+#       KEYS[4..7]: its type is checked there)
 # ARGV: lead id, json, campaign id, ready prefix, locked prefix, new state, new priority,
 #       next_at, lockout_until, locked (1/0)
 # Returns ok, or why nothing was written: unknown, corrupt, campaign, or (from `wrong_type`,
@@ -229,7 +230,7 @@ if type(old['priority']) == 'number' then
   queued = {ARGV[4] .. level, ARGV[5] .. level}
 end
 local bad = wrong_type(KEYS, {[3] = 'zset', [4] = 'zset', [5] = 'zset', [6] = 'zset',
-  [7] = 'zset', [8] = 'zset', [9] = 'zset', [10] = 'zset', [11] = 'hash', [12] = 'zset'})
+  [7] = 'zset', [8] = 'zset', [9] = 'zset', [10] = 'zset', [11] = 'hash'})
   or wrong_type(queued, {'zset', 'zset'})
 if bad then return bad end
 for i = 4, 7 do redis.call('ZREM', KEYS[i], id) end
@@ -258,17 +259,24 @@ return 'ok'
 # order. KEYS: every record's keys, in order. An agent: KEYS agent, agents; ARGV agent id, then
 # field, value, ... Returns one reply per record (a lead's: ok or why it was refused).
 # A record one of whose keys holds the wrong type is not written at all: each record checks its
-# keys' types before its first write (`wrong_type`) and replies 'error: WRONGTYPE ...', and the
-# records after it are still written. Another error in a record (pcall) replies 'error: ' and
-# Redis's message; that record may be written in part (the counters of `_SAVE_ATTEMPT` come
-# last: a day bucket that is not an integer). Out of memory aborts the whole script, which has
-# then written nothing (Redis refuses a script's writes for memory only before its first).
+# keys' types before its first write (`wrong_type`; a key found right once is not asked again in
+# the same run: the records write each key as the type it is checked for) and replies
+# 'error: WRONGTYPE ...', and the records after it are still written. Another error in a
+# record (pcall) replies 'error: ' and Redis's message; that record may be written in part
+# (the counters of `_SAVE_ATTEMPT` come last: a day bucket that is not an integer). Out of
+# memory aborts the whole script, which has then written nothing (Redis refuses a script's
+# writes for memory only before its first).
 _SAVE_BATCH = f"""
+local checked = {{}}
 local function wrong_type(keys, want)
   for i, t in pairs(want) do
-    local have = redis.call('TYPE', keys[i])['ok']
-    if have ~= 'none' and have ~= t then
-      return 'error: WRONGTYPE ' .. keys[i] .. ' holds a ' .. have .. ', not a ' .. t
+    local key = keys[i]
+    if checked[key] ~= t then
+      local have = redis.call('TYPE', key)['ok']
+      if have ~= 'none' and have ~= t then
+        return 'error: WRONGTYPE ' .. key .. ' holds a ' .. have .. ', not a ' .. t
+      end
+      checked[key] = t
     end
   end
   return nil

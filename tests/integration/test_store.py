@@ -740,6 +740,25 @@ async def test_a_lead_refused_for_a_later_key_is_left_in_flight_not_lost(
     assert await store.get_lead("L1") == done
 
 
+async def test_a_lead_refused_for_its_old_prioritys_queue_is_left_in_flight_not_lost(
+        redis_backend: RedisBackend) -> None:
+    # A lead finished at a new priority is taken out of its old priority's queues too: one of
+    # those of the wrong type refuses the lead before anything is written.
+    store, raw, claimed = await one_claimed(redis_backend)
+    old = redis_backend.keys.ready(CID, claimed.priority)
+    await raw.delete(old)
+    await raw.set(old, "not a sorted set")
+    moved = replace(claimed, state=LeadState.READY, attempts=1, next_at=T0 + 60,
+                    priority=claimed.priority + 1)
+    refused = await store.save_batch(leads=[moved])
+    assert [(r.kind, r.record_id) for r in refused] == [("lead", "L1")]
+    assert old in str(refused[0])
+    assert await store.in_flight_leads(CID) == {"L1": "att-1"}
+    await raw.delete(old)
+    assert await store.save_batch(leads=[moved]) == []
+    assert await store.get_lead("L1") == moved
+
+
 async def test_a_batch_redis_has_no_memory_for_is_refused_whole_with_nothing_written(
         redis_backend: RedisBackend) -> None:
     store, raw, claimed = await one_claimed(redis_backend)

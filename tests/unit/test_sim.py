@@ -355,6 +355,28 @@ def test_knowing_the_agents_is_a_diagnostic_beside_the_shipped_pacer() -> None:
     assert type(shipped.model) is Estimator
 
 
+def test_only_the_knowing_diagnostic_keeps_what_the_simulator_knows_of_the_agents() -> None:
+    shipped = Simulator(small(agents=5, hours=1.0), parse("predictive"), seed=3)
+    shipped.run()
+    assert not shipped._knowing
+    assert shipped._dispo_at == {}
+    assert shipped._away == {}
+    knowing = Simulator(small(agents=5, hours=1.0), parse("knowing"), seed=3)
+    knowing.run()
+    assert knowing._knowing
+    assert knowing._dispo_at
+    assert knowing._away
+
+
+def test_the_oracle_counts_an_agent_free_within_the_horizon_from_its_clock() -> None:
+    oracle = AgentOracle(0.3)
+    oracle.free_times = lambda: [105.0, 109.0, 120.0]
+    oracle.advance(100.0)
+    assert oracle.p_free((1.0, 2.0), (3.0,), 9.0) == [1.0, 1.0, 0.0]
+    assert oracle.p_free_many((1.0, 2.0), (3.0,), [4.0, 20.0]) == [[0.0, 0.0, 0.0],
+                                                                   [1.0, 1.0, 1.0]]
+
+
 def test_the_time_resolved_model_is_a_predictive_setting() -> None:
     timed = Simulator(small(), parse("predictive:time_resolved=1,answer_grace=0"), seed=1)
     pacer = timed.desks[0].engine.pacer
