@@ -36,7 +36,11 @@ agentless pacer, which has no agents by definition. Modes and rules: `design/DIA
   tapered linearly toward 0 as the window's rate ``abandoned / humans`` (the 3 % rule, §2)
   plus a margin for the next abandon climbs from ``taper_start × target`` to the target, but
   never below ``floor × target`` (the recovery budget; reached at 97 % of the target with the
-  defaults, and held at and above the target): a cohort paced at a fraction of the target
+  defaults, and held at and above the target), and lifted, in teams of more than
+  `exact_limit` agents, by up to `lift_max` (4) while the realised rate runs under half the
+  target (`_steer`: per person reached the lift grows, per abandon it shrinks, settling where
+  the rate is ``lift_aim × target``; the model's caution left a 100-agent team at 1-2 % and a
+  500-agent one near 0). The floor: a cohort paced at a fraction of the target
   brings the window's rate down, and faster than progressive dialing would (it brings more
   people in to dilute the abandons; at 5 % live, progressive reaches a tenth of the talk time
   and the window hardly moves). Until `warmup_dials` outcomes are in, the pacer is
@@ -1313,22 +1317,29 @@ class PredictivePacer:
     several checkpoints instead of one horizon (`_timed`), with `answer_grace` the seconds a
     person may wait for an agent; it needs a `TimedPacingModel` (the `Estimator` is one) and
     falls back to the one-horizon model until the estimator has its checkpoints.
+    `lift_max` is the most the budget is lifted while the realised rate stays under
+    `lift_aim` × target (`_steer`; 1: never, the pacer before it), `lift_step` how fast (in log
+    per person reached); the lift acts on teams of more than `exact_limit` agents and starts
+    at 1 in a new pacer (it is not kept across a restart: it grows back over about a thousand
+    people).
     `model` defaults to a fresh `Estimator`; a simulator may pass known parameters.
     The defaults (safety 0.8, taper from 0.8 × target, floor 0.12: 0.36 % at a 3 % target)
     were chosen on the simulator's grid (docs/PACING_BENCH.md): larger budgets bought
     abandons, not talk time.
     """
 
-    __slots__ = ("_floor_failed", "_floor_from", "answer_grace", "connect_grace", "exact_limit",
-                 "floor", "last_risk", "last_theta", "margin_humans", "model", "safety",
-                 "taper_start", "target", "time_resolved", "uncertainty", "warmup_dials")
+    __slots__ = ("_floor_failed", "_floor_from", "_lift", "_lift_top", "_seen", "answer_grace",
+                 "connect_grace", "exact_limit", "floor", "last_risk", "last_theta", "lift_aim",
+                 "lift_max", "lift_step", "margin_humans", "model", "safety", "taper_start",
+                 "target", "time_resolved", "uncertainty", "warmup_dials")
 
     def __init__(self, target_abandon: float = 0.03, *, model: PacingModel | None = None,
                  warmup_dials: int = 30, safety: float = 0.8, taper_start: float = 0.8,
                  exact_limit: int = 10, connect_grace: float = 0.0, ring_age: bool = True,
                  talk_lookahead: bool = True, margin_humans: float = 100.0,
                  uncertainty: bool = True, time_resolved: bool = False,
-                 answer_grace: float = 2.0, floor: float = 0.12, cohort: bool = True) -> None:
+                 answer_grace: float = 2.0, floor: float = 0.12, cohort: bool = True,
+                 lift_max: float = 4.0, lift_aim: float = 0.5, lift_step: float = 0.001) -> None:
         if not 0 < target_abandon < 1:
             raise ValueError(f"abandon target must be in (0, 1), not {target_abandon!r}")
         if not 0 <= taper_start < 1:
@@ -1341,6 +1352,12 @@ class PredictivePacer:
             raise ValueError(f"floor must be in [0, 1), not {floor!r}")
         if not 0 <= answer_grace <= 10:
             raise ValueError(f"answer_grace must be in [0, 10] seconds, not {answer_grace!r}")
+        if not 1 <= lift_max <= 100:
+            raise ValueError(f"lift_max must be in [1, 100], not {lift_max!r}")
+        if not 0 < lift_aim <= 1:
+            raise ValueError(f"lift_aim must be in (0, 1], not {lift_aim!r}")
+        if not 0 <= lift_step <= 1:
+            raise ValueError(f"lift_step must be in [0, 1], not {lift_step!r}")
         self.time_resolved = time_resolved
         self.floor = floor
         self.answer_grace = answer_grace
@@ -1360,6 +1377,35 @@ class PredictivePacer:
         # (humans, abandoned) in the window when this stay on the floor began (`_floor_works`)
         self._floor_from: tuple[int, int] | None = None
         self._floor_failed = False  # this stay's people were abandoned at the target's rate
+        self.lift_max = lift_max
+        self.lift_aim = lift_aim
+        self.lift_step = lift_step
+        self._lift = 0.0  # log of the budget's lift (`lift`), in [0, log lift_max]
+        self._lift_top = math.log(lift_max)
+        self._seen: tuple[int, int] | None = None  # (humans, abandoned) at the last `_steer`
+
+    @property
+    def lift(self) -> float:
+        """The factor on the budget that the realised abandon rate has earned (`_steer`)."""
+        return math.exp(self._lift)
+
+    def _steer(self, snap: PacingSnapshot) -> None:
+        """Move the budget's lift by the people reached and abandoned since the last snapshot:
+        up `lift_step` (in log) per person, down ``lift_step / (lift_aim × target)`` per
+        abandon, within [1, lift_max]. It settles where the realised rate is
+        ``lift_aim × target``; where the rate runs above that, it stays at 1 (the budget as
+        set). A stochastic approximation on what is seen, not on the model: the model's own
+        caution (no agent freed after the horizon, no 2 s a person may wait, the answer rate's
+        error moving every call together) leaves large teams far under the target, and this
+        spends what it leaves. A window that moved on (a new UK day, fewer people or abandons
+        than last seen) moves nothing."""
+        humans, abandoned = snap.humans_in_window, snap.abandoned_in_window
+        seen = self._seen
+        self._seen = (humans, abandoned)
+        if seen is None or humans < seen[0] or abandoned < seen[1]:
+            return
+        step = self.lift_step * ((humans - seen[0]) - (abandoned - seen[1]) / (self.lift_aim * self.target))
+        self._lift = min(self._lift_top, max(0.0, self._lift + step))
 
     def observe_dial(self, ring_seconds: float, answered: bool, originated_at: float | None = None) -> None:
         self.model.observe_dial(ring_seconds, answered, originated_at)
@@ -1405,7 +1451,8 @@ class PredictivePacer:
         Records when a stay on the floor begins, for its check (`_floor_works`)."""
         rate = snap.window_abandon_rate + 1.0 / (snap.humans_in_window + self.margin_humans)
         room = min(1.0, (self.target - rate) / (self.target * (1.0 - self.taper_start)))
-        share = self.safety * max(0.0, room)
+        lift = self.lift if snap.ready_agents + snap.agents_engaged > self.exact_limit else 1.0
+        share = self.safety * lift * max(0.0, room)
         if share >= self.floor:
             self._floor_from = None  # off the floor: the next stay on it is checked afresh
         elif self._floor_works(snap):
@@ -1436,6 +1483,7 @@ class PredictivePacer:
         self.last_risk = 0.0
         model = self.model
         model.advance(snap.now)
+        self._steer(snap)
         if snap.ready_agents == 0 and not snap.busy_agents and not snap.wrapping_agents:
             return 0
         floor = _progressive(snap)

@@ -36,7 +36,7 @@ from dialer.sim.probe import AgentOracle
 
 _OPTIONS = ("safety", "taper_start", "connect_grace", "warmup_dials", "exact_limit", "ring_age",
             "talk_lookahead", "margin_humans", "uncertainty", "time_resolved", "answer_grace",
-            "floor", "cohort")
+            "floor", "cohort", "lift_max", "lift_aim", "lift_step")
 _INT_OPTIONS = ("warmup_dials", "exact_limit")
 _BOOL_OPTIONS = ("ring_age", "talk_lookahead", "uncertainty", "time_resolved", "cohort")
 POLICIES = ("progressive", "power", "vicidial", "predictive", "baseline", "knowing")
@@ -86,6 +86,7 @@ class Policy:
         if self.name == "baseline":
             kw = {"ring_age": False, "talk_lookahead": False, "margin_humans": math.inf,
                   "uncertainty": False, "time_resolved": False, "floor": 0.0, "cohort": False,
+                  "lift_max": 1.0,
                   **kw}
             return PredictivePacer(spec.abandon_target, **kw)
         if self.name == "knowing":
