@@ -36,11 +36,12 @@ agentless pacer, which has no agents by definition. Modes and rules: `design/DIA
   tapered linearly toward 0 as the window's rate ``abandoned / humans`` (the 3 % rule, §2)
   plus a margin for the next abandon climbs from ``taper_start × target`` to the target, but
   never below ``floor × target`` (the recovery budget; reached at 97 % of the target with the
-  defaults, and held at and above the target), and lifted, in teams of more than
-  `exact_limit` agents, by up to `lift_max` (4) while the realised rate runs under half the
-  target (`_steer`: per person reached the lift grows, per abandon it shrinks, settling where
-  the rate is ``lift_aim × target``; the model's caution left a 100-agent team at 1-2 % and a
-  500-agent one near 0). The floor: a cohort paced at a fraction of the target
+  defaults, and held at and above the target), and lifted, in teams of `lift_team` (30)
+  agents or more, by up to `lift_max` (4) while the realised rate runs under half the target
+  (`_steer`: per person reached the lift grows, per abandon it shrinks, settling where the
+  rate is ``lift_aim × target``; the model's caution left a 100-agent team at 1-2 % and a
+  500-agent one near 0, while teams of 20 run near the taper's start already, and there the
+  lift's excursions cost talk time). The floor: a cohort paced at a fraction of the target
   brings the window's rate down, and faster than progressive dialing would (it brings more
   people in to dilute the abandons; at 5 % live, progressive reaches a tenth of the talk time
   and the window hardly moves). Until `warmup_dials` outcomes are in, the pacer is
@@ -1319,9 +1320,9 @@ class PredictivePacer:
     falls back to the one-horizon model until the estimator has its checkpoints.
     `lift_max` is the most the budget is lifted while the realised rate stays under
     `lift_aim` × target (`_steer`; 1: never, the pacer before it), `lift_step` how fast (in log
-    per person reached); the lift acts on teams of more than `exact_limit` agents and starts
-    at 1 in a new pacer (it is not kept across a restart: it grows back over about a thousand
-    people).
+    per person reached); the lift acts on teams of `lift_team` agents or more (ready, on a
+    call or in wrap-up) and starts at 1 in a new pacer (it is not kept across a restart: it
+    grows back over about a thousand people).
     `model` defaults to a fresh `Estimator`; a simulator may pass known parameters.
     The defaults (safety 0.8, taper from 0.8 × target, floor 0.12: 0.36 % at a 3 % target)
     were chosen on the simulator's grid (docs/PACING_BENCH.md): larger budgets bought
@@ -1330,7 +1331,7 @@ class PredictivePacer:
 
     __slots__ = ("_floor_failed", "_floor_from", "_lift", "_lift_top", "_seen", "answer_grace",
                  "connect_grace", "exact_limit", "floor", "last_risk", "last_theta", "lift_aim",
-                 "lift_max", "lift_step", "margin_humans", "model", "safety", "taper_start",
+                 "lift_max", "lift_step", "lift_team", "margin_humans", "model", "safety", "taper_start",
                  "target", "time_resolved", "uncertainty", "warmup_dials")
 
     def __init__(self, target_abandon: float = 0.03, *, model: PacingModel | None = None,
@@ -1339,7 +1340,8 @@ class PredictivePacer:
                  talk_lookahead: bool = True, margin_humans: float = 100.0,
                  uncertainty: bool = True, time_resolved: bool = False,
                  answer_grace: float = 2.0, floor: float = 0.12, cohort: bool = True,
-                 lift_max: float = 4.0, lift_aim: float = 0.5, lift_step: float = 0.001) -> None:
+                 lift_max: float = 4.0, lift_aim: float = 0.5, lift_step: float = 0.001,
+                 lift_team: int = 30) -> None:
         if not 0 < target_abandon < 1:
             raise ValueError(f"abandon target must be in (0, 1), not {target_abandon!r}")
         if not 0 <= taper_start < 1:
@@ -1358,6 +1360,8 @@ class PredictivePacer:
             raise ValueError(f"lift_aim must be in (0, 1], not {lift_aim!r}")
         if not 0 <= lift_step <= 1:
             raise ValueError(f"lift_step must be in [0, 1], not {lift_step!r}")
+        if not lift_team >= 1:
+            raise ValueError(f"lift_team must be at least 1 agent, not {lift_team!r}")
         self.time_resolved = time_resolved
         self.floor = floor
         self.answer_grace = answer_grace
@@ -1380,6 +1384,7 @@ class PredictivePacer:
         self.lift_max = lift_max
         self.lift_aim = lift_aim
         self.lift_step = lift_step
+        self.lift_team = lift_team
         self._lift = 0.0  # log of the budget's lift (`lift`), in [0, log lift_max]
         self._lift_top = math.log(lift_max)
         self._seen: tuple[int, int] | None = None  # (humans, abandoned) at the last `_steer`
@@ -1451,7 +1456,7 @@ class PredictivePacer:
         Records when a stay on the floor begins, for its check (`_floor_works`)."""
         rate = snap.window_abandon_rate + 1.0 / (snap.humans_in_window + self.margin_humans)
         room = min(1.0, (self.target - rate) / (self.target * (1.0 - self.taper_start)))
-        lift = self.lift if snap.ready_agents + snap.agents_engaged > self.exact_limit else 1.0
+        lift = self.lift if snap.ready_agents + snap.agents_engaged >= self.lift_team else 1.0
         share = self.safety * lift * max(0.0, room)
         if share >= self.floor:
             self._floor_from = None  # off the floor: the next stay on it is checked afresh

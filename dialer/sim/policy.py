@@ -36,8 +36,8 @@ from dialer.sim.probe import AgentOracle
 
 _OPTIONS = ("safety", "taper_start", "connect_grace", "warmup_dials", "exact_limit", "ring_age",
             "talk_lookahead", "margin_humans", "uncertainty", "time_resolved", "answer_grace",
-            "floor", "cohort", "lift_max", "lift_aim", "lift_step")
-_INT_OPTIONS = ("warmup_dials", "exact_limit")
+            "floor", "cohort", "lift_max", "lift_aim", "lift_step", "lift_team")
+_INT_OPTIONS = ("warmup_dials", "exact_limit", "lift_team")
 _BOOL_OPTIONS = ("ring_age", "talk_lookahead", "uncertainty", "time_resolved", "cohort")
 POLICIES = ("progressive", "power", "vicidial", "predictive", "baseline", "knowing")
 

@@ -282,7 +282,7 @@ def test_predictive_lifts_its_budget_while_the_window_runs_under_half_the_target
     pacer = trained_predictive()  # lift up to 4x, steered to 1.5 % (half of 3 %)
 
     def team(humans: int, abandoned: int = 0) -> PacingSnapshot:
-        return snap(now=LATER, ready=20, humans=humans, abandoned=abandoned)
+        return snap(now=LATER, ready=30, humans=humans, abandoned=abandoned)
 
     pacer.decide(team(1000))
     assert pacer.lift == 1.0
@@ -301,46 +301,48 @@ def test_predictive_lifts_its_budget_while_the_window_runs_under_half_the_target
 
 def test_predictive_lift_never_takes_the_budget_under_the_one_set() -> None:
     pacer = trained_predictive()
-    pacer.decide(snap(now=LATER, ready=20, humans=1000))
-    pacer.decide(snap(now=LATER, ready=20, humans=1100, abandoned=20))
+    pacer.decide(snap(now=LATER, ready=30, humans=1000))
+    pacer.decide(snap(now=LATER, ready=30, humans=1100, abandoned=20))
     assert pacer.lift == 1.0
     assert pacer.last_theta == pytest.approx(0.024)
 
 
 def test_predictive_lift_is_not_moved_by_a_window_that_moved_on() -> None:
     pacer = trained_predictive()
-    pacer.decide(snap(now=LATER, ready=20, humans=1000))
-    pacer.decide(snap(now=LATER, ready=20, humans=1200))
+    pacer.decide(snap(now=LATER, ready=30, humans=1000))
+    pacer.decide(snap(now=LATER, ready=30, humans=1200))
     lifted = pacer.lift
-    pacer.decide(snap(now=LATER, ready=20, humans=10))  # a new UK day
+    pacer.decide(snap(now=LATER, ready=30, humans=10))  # a new UK day
     assert pacer.lift == lifted
-    pacer.decide(snap(now=LATER, ready=20, humans=110))  # counted from the new day's figures
+    pacer.decide(snap(now=LATER, ready=30, humans=110))  # counted from the new day's figures
     assert pacer.lift == pytest.approx(lifted * math.exp(0.1))
 
 
 def test_predictive_lift_leaves_small_teams_on_the_budget_as_set() -> None:
     pacer = trained_predictive()
-    pacer.decide(snap(now=LATER, ready=5, busy=(10.0,) * 4, humans=1000))
-    pacer.decide(snap(now=LATER, ready=5, busy=(10.0,) * 4, humans=3000))
-    assert pacer.lift == pytest.approx(4.0)  # earned, but 9 agents are solved exactly
+    pacer.decide(snap(now=LATER, ready=20, busy=(10.0,) * 9, humans=1000))
+    pacer.decide(snap(now=LATER, ready=20, busy=(10.0,) * 9, humans=3000))
+    assert pacer.lift == pytest.approx(4.0)  # earned, but not used by 29 agents
     assert pacer.last_theta == pytest.approx(0.024)
-    pacer.decide(snap(now=LATER, ready=7, busy=(10.0,) * 4, humans=3000))
-    assert pacer.last_theta == pytest.approx(0.096)  # 11 agents: lifted
+    pacer.decide(snap(now=LATER, ready=21, busy=(10.0,) * 9, humans=3000))
+    assert pacer.last_theta == pytest.approx(0.096)  # 30 agents: lifted
 
 
 def test_predictive_without_a_lift_keeps_the_budget_as_set() -> None:
     pacer = train(PredictivePacer(lift_max=1.0))
-    pacer.decide(snap(now=LATER, ready=20, humans=1000))
-    pacer.decide(snap(now=LATER, ready=20, humans=9000))
+    pacer.decide(snap(now=LATER, ready=30, humans=1000))
+    pacer.decide(snap(now=LATER, ready=30, humans=9000))
     assert pacer.lift == 1.0
     assert pacer.last_theta == pytest.approx(0.024)
 
 
-@pytest.mark.parametrize(("top", "aim", "step"), [(0.5, 0.5, 0.001), (4.0, 0.0, 0.001),
-                                                  (4.0, 1.5, 0.001), (4.0, 0.5, -0.1)])
-def test_predictive_refuses_a_lift_setting_out_of_range(top: float, aim: float, step: float) -> None:
+@pytest.mark.parametrize(("top", "aim", "step", "team"),
+                         [(0.5, 0.5, 0.001, 30), (4.0, 0.0, 0.001, 30), (4.0, 1.5, 0.001, 30),
+                          (4.0, 0.5, -0.1, 30), (4.0, 0.5, 0.001, 0)])
+def test_predictive_refuses_a_lift_setting_out_of_range(top: float, aim: float, step: float,
+                                                        team: int) -> None:
     with pytest.raises(ValueError, match="lift"):
-        PredictivePacer(lift_max=top, lift_aim=aim, lift_step=step)
+        PredictivePacer(lift_max=top, lift_aim=aim, lift_step=step, lift_team=team)
 
 
 def test_predictive_floor_is_a_share_of_the_target_whatever_the_safety() -> None:
