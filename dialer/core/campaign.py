@@ -441,6 +441,11 @@ class CampaignEngine:
     abandoned: int = 0  # in the measuring window (loaded from the store, then counted)
     humans: int = 0
     machines: int = 0
+    # Since this engine started, never re-read: people reached, abandoned, AMD machine
+    # verdicts (`PacingSnapshot.people_reached`; the window's counts above are re-read).
+    reached_total: int = 0
+    abandoned_total: int = 0
+    machines_total: int = 0
     limiter: RateLimiter | None = None
     # Inbound (IVR queue) calls given to our agents: call id -> agent id, until wrap-up ends.
     inbound: dict[str, str] = field(default_factory=dict)
@@ -481,6 +486,7 @@ class CampaignEngine:
             sum(1 for c in calls if c.state is CallState.AMD)
         ringing = len(ages) + in_amd + self.claims_pending
         in_progress = len(self.calls) + self.claims_pending
+        estimated = math.ceil(self._false_positives(self.machines_total))
         return PacingSnapshot(
             now=now,
             ready_agents=agents.ready_count,
@@ -495,14 +501,19 @@ class CampaignEngine:
             ringing_ages=tuple(ages),
             calls_in_amd=in_amd,
             estimated_abandons=math.ceil(self.estimated_false_positives),
+            people_reached=self.reached_total + estimated,
+            people_abandoned=self.abandoned_total + estimated,
         )
 
     @property
     def estimated_false_positives(self) -> float:
         """UK mode: people AMD took for machines, counted as abandoned (Ofcom)."""
+        return self._false_positives(self.machines)
+
+    def _false_positives(self, machines: int) -> float:
         if not self.spec.uk_mode or self.spec.amd is AmdMode.OFF:
             return 0.0
-        return self.spec.amd_false_positive_rate * self.machines
+        return self.spec.amd_false_positive_rate * machines
 
     @property
     def abandon_rate(self) -> float:
@@ -830,6 +841,7 @@ class CampaignEngine:
             self._human(call, now, out)
             return
         call.result = AttemptResult.MACHINE
+        self.machines_total += 1
         self.machines += 1
         if self.spec.amd is AmdMode.MESSAGE:
             self._set(call, CallState.MESSAGE, "AmdDone(MACHINE)")
@@ -841,6 +853,7 @@ class CampaignEngine:
     def _human(self, call: Call, now: float, out: list[Command]) -> None:
         call.human = True
         self.humans += 1
+        self.reached_total += 1
         if call.attempt.amd_done_at is None:
             self._save(call, out, amd_done_at=now)  # greeting taken to end at answer
         if self.spec.dial_mode is DialMode.AGENTLESS:
@@ -916,6 +929,7 @@ class CampaignEngine:
                 return  # connected in time (or gone)
             self.waiting.remove(call.id)
             self.abandoned += 1
+            self.abandoned_total += 1
             assert self.pacer is not None
             self.pacer.observe_abandon()
             call.result = AttemptResult.ABANDONED

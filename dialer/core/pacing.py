@@ -36,12 +36,14 @@ agentless pacer, which has no agents by definition. Modes and rules: `design/DIA
   tapered linearly toward 0 as the window's rate ``abandoned / humans`` (the 3 % rule, §2)
   plus a margin for the next abandon climbs from ``taper_start × target`` to the target, but
   never below ``floor × target`` (the recovery budget; reached at 97 % of the target with the
-  defaults, and held at and above the target), and lifted, in teams of `lift_team` (30)
-  agents or more, by up to `lift_max` (4) while the realised rate runs under half the target
-  (`_steer`: per person reached the lift grows, per abandon it shrinks, settling where the
-  rate is ``lift_aim × target``; the model's caution left a 100-agent team at 1-2 % and a
-  500-agent one near 0, while teams of 20 run near the taper's start already, and there the
-  lift's excursions cost talk time). The floor: a cohort paced at a fraction of the target
+  defaults and no lift, and held at and above the target). In teams of `lift_team` (30)
+  agents or more, below the taper's end, the budget is lifted by up to `lift_max` (4): a
+  running balance on the people the engine reached and abandoned (`_steer`), grown per
+  person, cut per abandon, settling where the realised rate is ``lift_aim × target`` (half
+  of it). The model's caution left a 100-agent team at 1-2 % and a 500-agent one near 0;
+  teams of 20 run near the taper's start already, and there the lift's excursions cost talk
+  time. The taper's share is lifted too, so a lifted pacer tapers more steeply, to the same
+  floor at the same rate. The floor: a cohort paced at a fraction of the target
   brings the window's rate down, and faster than progressive dialing would (it brings more
   people in to dilute the abandons; at 5 % live, progressive reaches a tenth of the talk time
   and the window hardly moves). Until `warmup_dials` outcomes are in, the pacer is
@@ -55,7 +57,9 @@ agentless pacer, which has no agents by definition. Modes and rules: `design/DIA
   estimates survive a restart (`Estimator.export_state` / `restore_state`, kept in Redis by
   the runtime): a restored pacer needs no warm-up, takes the saved answer rate as twice what
   it was until today's first outcomes fit it, and drops it if they do not (a new list); its
-  residual-time cohort starts afresh (the calls that ended while it was down are unseen).
+  residual-time cohort starts afresh (the calls that ended while it was down are unseen), and
+  its lift starts at 1 (it grows back over about 1,400 people with no abandon, more at a
+  higher rate).
 * predictive, time-resolved (opt-in, ``time_resolved=True``; measured, not better, so not the
   default: docs/PACING_BENCH.md). Instead of one horizon, checkpoints t every second up to
   10 s, then sparser, up to the longest answer time seen: the live answers due by t (each call
@@ -128,12 +132,21 @@ class PacingSnapshot:
     # talk and wrap-up times from every call of the campaign, so the running calls it weighs
     # them against must be the campaign's too (`Estimator.p_free`); None: the snapshot's own.
     team: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    # Counters that never go down, kept by the engine since it started (the window's counts
+    # are re-read from the store and move with the window): people reached, counted at
+    # answer, and of them those abandoned, counted at the 2 s limit; in UK mode both also
+    # count the estimated abandons of the AMD verdicts seen (as the window does). The
+    # predictive pacer steers its budget's lift on their increments (`PredictivePacer._steer`).
+    people_reached: int = 0
+    people_abandoned: int = 0
 
     def __post_init__(self) -> None:
         if min(self.ready_agents, self.calls_ringing, self.calls_waiting, self.abandoned_in_window,
                self.humans_in_window, self.leads_available, self.channels_free,
-               self.calls_in_amd, self.estimated_abandons) < 0:
+               self.calls_in_amd, self.estimated_abandons, self.people_abandoned) < 0:
             raise ValueError(f"negative count in {self!r}")
+        if self.people_abandoned > self.people_reached:
+            raise ValueError(f"more people abandoned than reached in {self!r}")
         if self.estimated_abandons > self.abandoned_in_window:
             raise ValueError(f"more estimated abandons than abandons in {self!r}")
         if len(self.ringing_ages) + self.calls_in_amd > self.calls_ringing:
@@ -1321,15 +1334,18 @@ class PredictivePacer:
     `lift_max` is the most the budget is lifted while the realised rate stays under
     `lift_aim` × target (`_steer`; 1: never, the pacer before it), `lift_step` how fast (in log
     per person reached); the lift acts on teams of `lift_team` agents or more (ready, on a
-    call or in wrap-up) and starts at 1 in a new pacer (it is not kept across a restart: it
-    grows back over about a thousand people).
+    call or in wrap-up; a matching group's own agents for a group's snapshot) and starts at
+    1 in a new pacer (it is not kept across a restart: it grows back over about 1,400 people
+    with no abandon, more at a higher rate).
     `model` defaults to a fresh `Estimator`; a simulator may pass known parameters.
     The defaults (safety 0.8, taper from 0.8 × target, floor 0.12: 0.36 % at a 3 % target)
-    were chosen on the simulator's grid (docs/PACING_BENCH.md): larger budgets bought
-    abandons, not talk time.
+    were chosen on the simulator's grid (docs/PACING_BENCH.md): at 5 and 20 agents larger
+    budgets bought abandons, not talk time; the lift spends in larger teams what the model's
+    caution leaves unspent.
     """
 
-    __slots__ = ("_floor_failed", "_floor_from", "_lift", "_lift_top", "_seen", "answer_grace",
+    __slots__ = ("_floor_failed", "_floor_from", "_lift", "_lift_open", "_lift_top", "_steered_from",
+                 "answer_grace",
                  "connect_grace", "exact_limit", "floor", "last_risk", "last_theta", "lift_aim",
                  "lift_max", "lift_step", "lift_team", "margin_humans", "model", "safety", "taper_start",
                  "target", "time_resolved", "uncertainty", "warmup_dials")
@@ -1362,6 +1378,9 @@ class PredictivePacer:
             raise ValueError(f"lift_step must be in [0, 1], not {lift_step!r}")
         if not lift_team >= 1:
             raise ValueError(f"lift_team must be at least 1 agent, not {lift_team!r}")
+        if not safety * lift_max * target_abandon < 1:
+            raise ValueError(f"safety × lift_max × target must stay under 1, not "
+                             f"{safety!r} × {lift_max!r} × {target_abandon!r}")
         self.time_resolved = time_resolved
         self.floor = floor
         self.answer_grace = answer_grace
@@ -1387,7 +1406,9 @@ class PredictivePacer:
         self.lift_team = lift_team
         self._lift = 0.0  # log of the budget's lift (`lift`), in [0, log lift_max]
         self._lift_top = math.log(lift_max)
-        self._seen: tuple[int, int] | None = None  # (humans, abandoned) at the last `_steer`
+        self._lift_open = False  # the last decision could use the lift (`_steer`: may it grow)
+        # (people reached, abandoned) at the last `_steer`
+        self._steered_from: tuple[int, int] | None = None
 
     @property
     def lift(self) -> float:
@@ -1395,22 +1416,27 @@ class PredictivePacer:
         return math.exp(self._lift)
 
     def _steer(self, snap: PacingSnapshot) -> None:
-        """Move the budget's lift by the people reached and abandoned since the last snapshot:
-        up `lift_step` (in log) per person, down ``lift_step / (lift_aim × target)`` per
-        abandon, within [1, lift_max]. It settles where the realised rate is
-        ``lift_aim × target``; where the rate runs above that, it stays at 1 (the budget as
-        set). A stochastic approximation on what is seen, not on the model: the model's own
-        caution (no agent freed after the horizon, no 2 s a person may wait, the answer rate's
-        error moving every call together) leaves large teams far under the target, and this
-        spends what it leaves. A window that moved on (a new UK day, fewer people or abandons
-        than last seen) moves nothing."""
-        humans, abandoned = snap.humans_in_window, snap.abandoned_in_window
-        seen = self._seen
-        self._seen = (humans, abandoned)
-        if seen is None or humans < seen[0] or abandoned < seen[1]:
+        """Move the budget's lift by the people reached and abandoned since the last snapshot
+        (`PacingSnapshot.people_reached`, `people_abandoned`): down
+        ``lift_step / (lift_aim × target)`` (in log) per abandon, always; up `lift_step` per
+        person, only while the last decision could use the lift (a team of `lift_team` or
+        more, past the warm-up, below the taper's end: no lift is earned where it is not
+        spent); within [1, lift_max]. A running balance, it settles where the realised rate
+        is ``lift_aim × target`` and stays at 1 (the budget as set) where the rate runs above
+        that. A stochastic approximation on what is seen, not on the model: the model's own
+        caution (no agent freed after the horizon, no 2 s a person may wait, the answer
+        rate's error moving every call together) leaves large teams far under the target,
+        and this spends what it leaves. The window's own counts would not do: they are
+        re-read from the store, which counts a call at its end, and they move with the window
+        (a new UK day). Counters that went down (another engine's) are taken afresh."""
+        now = (snap.people_reached, snap.people_abandoned)
+        start = self._steered_from
+        self._steered_from = now
+        if start is None or now[0] < start[0] or now[1] < start[1]:
             return
-        step = self.lift_step * ((humans - seen[0]) - (abandoned - seen[1]) / (self.lift_aim * self.target))
-        self._lift = min(self._lift_top, max(0.0, self._lift + step))
+        up = self.lift_step * (now[0] - start[0]) if self._lift_open else 0.0
+        down = self.lift_step * (now[1] - start[1]) / (self.lift_aim * self.target)
+        self._lift = min(self._lift_top, max(0.0, self._lift + up - down))
 
     def observe_dial(self, ring_seconds: float, answered: bool, originated_at: float | None = None) -> None:
         self.model.observe_dial(ring_seconds, answered, originated_at)
@@ -1440,7 +1466,8 @@ class PredictivePacer:
         self.model.restore_state(state)
 
     def budget(self, snap: PacingSnapshot) -> float:
-        """Expected abandon rate allowed for the calls in flight: the target × safety, tapered
+        """Expected abandon rate allowed for the calls in flight: the target × safety (× the
+        lift, `_steer`, in a team of `lift_team` or more below the taper's end), tapered
         toward 0 as the window's rate climbs from taper_start × target to the target, but never
         below `floor` × target, also at and above the target. The floor is the way back under
         the ceiling: cohorts paced at a fraction of the target dilute the window's abandons, and
@@ -1453,11 +1480,13 @@ class PredictivePacer:
         (a small team, a new UK day) one abandon is a large step, and the
         measured rate alone would let the pacer run at full budget right up to the target;
         the margin fades as the window fills (0.3 points at 200 humans, 0.05 at 2,000).
-        Records when a stay on the floor begins, for its check (`_floor_works`)."""
+        Records when a stay on the floor begins, for its check (`_floor_works`), and whether
+        the lift may grow (`_steer`)."""
         rate = snap.window_abandon_rate + 1.0 / (snap.humans_in_window + self.margin_humans)
         room = min(1.0, (self.target - rate) / (self.target * (1.0 - self.taper_start)))
-        lift = self.lift if snap.ready_agents + snap.agents_engaged >= self.lift_team else 1.0
-        share = self.safety * lift * max(0.0, room)
+        open_ = snap.ready_agents + snap.agents_engaged >= self.lift_team and room > 0.0
+        self._lift_open = open_
+        share = self.safety * (self.lift if open_ else 1.0) * max(0.0, room)
         if share >= self.floor:
             self._floor_from = None  # off the floor: the next stay on it is checked afresh
         elif self._floor_works(snap):
@@ -1489,12 +1518,14 @@ class PredictivePacer:
         model = self.model
         model.advance(snap.now)
         self._steer(snap)
+        self._lift_open = False
         if snap.ready_agents == 0 and not snap.busy_agents and not snap.wrapping_agents:
             return 0
         floor = _progressive(snap)
         cap = min(snap.leads_available, snap.channels_free)
         theta = self.budget(snap)
         if theta <= 0.0 or model.dials < self.warmup_dials or cap <= max(0, floor):
+            self._lift_open = False  # its budget does not set this pace
             return _clamp(floor, snap)
         p = min(1.0, max(1e-4, model.p_live))
         if self.time_resolved and isinstance(model, TimedPacingModel) and \

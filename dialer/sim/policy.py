@@ -13,7 +13,8 @@ told (progressive and power never dial with nobody ready; the engine enforces th
 * baseline: a measured ablation, not a shipped policy — the core's `PredictivePacer` with the
   ring-age weighting, the talk look-ahead, the budget's margin for the next abandon and the
   answer-rate uncertainty switched off (`ring_age=False`, `talk_lookahead=False`,
-  `margin_humans=inf`, `uncertainty=False`) and no recovery budget (`floor=0`): the pacer
+  `margin_humans=inf`, `uncertainty=False`), no recovery budget (`floor=0`), the residual
+  times on the last finished calls (`cohort=False`) and no lift (`lift_max=1`): the pacer
   as it was before them, for before/after on the same seeds.
 * knowing: a diagnostic, not a policy a dialer could run — the core's `PredictivePacer` (and
   its settings) with `AgentOracle` for a model: told when every busy agent will be free and

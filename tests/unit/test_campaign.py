@@ -279,6 +279,24 @@ def test_uk_mode_pacer_keeps_no_recovery_budget_when_amd_false_positives_alone_h
     assert pacer.budget(engine.snapshot(NOON)) == pytest.approx(0.12 * 0.03)
 
 
+def test_the_engine_counts_people_reached_and_abandoned_past_the_stores_re_read_counts() -> None:
+    from dialer.core.campaign import AbandonStats
+    engine = running(CampaignEngine(spec(DialMode.PREDICTIVE, amd=AmdMode.HANGUP, uk_mode=True,
+                                         amd_false_positive_rate=0.5)), agents=0)
+    engine.handle(AbandonStats(NOON, abandoned=7, humans=900, machines=40))
+    for n, status in ((1, "HUMAN"), (2, "HUMAN"), (3, "MACHINE"), (4, "MACHINE")):
+        cid = dial_one(engine, n)
+        engine.handle(CallAnswered(NOON + 1, cid))
+        engine.handle(AmdDone(NOON + 2, cid, status))
+    engine.handle(TimerFired(NOON + 5, "connect:call-1"))  # nobody ready: abandoned
+    snap = engine.snapshot(NOON + 5)
+    assert (snap.people_reached, snap.people_abandoned) == (2 + 1, 1 + 1)  # 2 machines × 0.5
+    engine.handle(AbandonStats(NOON + 6, abandoned=0, humans=0, machines=0))  # a new UK day
+    snap = engine.snapshot(NOON + 6)
+    assert (snap.humans_in_window, snap.abandoned_in_window) == (0, 0)
+    assert (snap.people_reached, snap.people_abandoned) == (3, 2)  # never re-read
+
+
 def test_outside_uk_mode_machines_do_not_count_as_abandoned() -> None:
     engine = running(CampaignEngine(spec(DialMode.PREDICTIVE, amd=AmdMode.HANGUP)), agents=1)
     from dialer.core.campaign import AbandonStats

@@ -278,71 +278,111 @@ def test_predictive_leaves_its_floor_once_the_people_reached_on_it_are_abandoned
     assert pacer.budget(snap(humans=100, abandoned=4)) == floor  # the window moved on: afresh
 
 
-def test_predictive_lifts_its_budget_while_the_window_runs_under_half_the_target() -> None:
+def seen(reached: int, abandoned: int = 0, *, ready: int = 30, humans: int = 1000,
+         in_window: int = 0, busy: tuple[float, ...] = ()) -> PacingSnapshot:
+    """A 30-agent team (by default) whose engine has reached `reached` people, `abandoned` of
+    them abandoned; the window holds `humans`, `in_window` of them abandoned."""
+    return replace(snap(now=LATER, ready=ready, busy=busy, humans=humans, abandoned=in_window),
+                   people_reached=reached, people_abandoned=abandoned)
+
+
+def test_predictive_lifts_its_budget_while_abandons_run_under_half_the_target() -> None:
     pacer = trained_predictive()  # lift up to 4x, steered to 1.5 % (half of 3 %)
-
-    def team(humans: int, abandoned: int = 0) -> PacingSnapshot:
-        return snap(now=LATER, ready=30, humans=humans, abandoned=abandoned)
-
-    pacer.decide(team(1000))
+    pacer.decide(seen(0))
     assert pacer.lift == 1.0
     assert pacer.last_theta == pytest.approx(0.024)
-    pacer.decide(team(1500))  # 500 people reached, none abandoned
+    pacer.decide(seen(500))  # 500 people reached, none abandoned
     assert pacer.lift == pytest.approx(math.exp(0.5))
     assert pacer.last_theta == pytest.approx(0.024 * math.exp(0.5))
-    pacer.decide(team(5000))
+    pacer.decide(seen(700, 3))  # 3 of 200: 1.5 %, the aim holds it
+    assert pacer.lift == pytest.approx(math.exp(0.5))
+    pacer.decide(seen(5000, 3))
     assert pacer.lift == pytest.approx(4.0)  # its ceiling
-    pacer.decide(team(5200, 3))  # 1.5 %: the aim holds it
-    assert pacer.lift == pytest.approx(4.0)
-    pacer.decide(team(5300, 13))  # 10 of 100: down
+    pacer.decide(seen(5100, 13))  # 10 of 100: down
     assert pacer.lift == pytest.approx(4.0 * math.exp(0.1 - 10 / 15))
     assert pacer.last_theta == pytest.approx(0.024 * pacer.lift)
 
 
 def test_predictive_lift_never_takes_the_budget_under_the_one_set() -> None:
     pacer = trained_predictive()
-    pacer.decide(snap(now=LATER, ready=30, humans=1000))
-    pacer.decide(snap(now=LATER, ready=30, humans=1100, abandoned=20))
+    pacer.decide(seen(1000))
+    pacer.decide(seen(1100, 20))
     assert pacer.lift == 1.0
     assert pacer.last_theta == pytest.approx(0.024)
 
 
-def test_predictive_lift_is_not_moved_by_a_window_that_moved_on() -> None:
+def test_predictive_lift_steers_on_the_engine_counters_not_the_window() -> None:
     pacer = trained_predictive()
-    pacer.decide(snap(now=LATER, ready=30, humans=1000))
-    pacer.decide(snap(now=LATER, ready=30, humans=1200))
-    lifted = pacer.lift
-    pacer.decide(snap(now=LATER, ready=30, humans=10))  # a new UK day
-    assert pacer.lift == lifted
-    pacer.decide(snap(now=LATER, ready=30, humans=110))  # counted from the new day's figures
-    assert pacer.lift == pytest.approx(lifted * math.exp(0.1))
+    pacer.decide(seen(1000, humans=5000))
+    pacer.decide(seen(1200, humans=10))  # a new UK day, or the store's count re-read
+    assert pacer.lift == pytest.approx(math.exp(0.2))
+    pacer.decide(seen(1200, 2, humans=20_000))  # the window jumps: only the 2 abandons count
+    assert pacer.lift == pytest.approx(math.exp(0.2 - 2 / 15))
+    pacer.decide(seen(100, humans=20_000))  # counters that went down (another engine's)
+    pacer.decide(seen(200, humans=20_000))  # are taken afresh
+    assert pacer.lift == pytest.approx(math.exp(0.2 - 2 / 15 + 0.1))
 
 
-def test_predictive_lift_leaves_small_teams_on_the_budget_as_set() -> None:
+def test_predictive_lift_leaves_small_teams_on_the_budget_as_set_and_is_not_earned_there() -> None:
     pacer = trained_predictive()
-    pacer.decide(snap(now=LATER, ready=20, busy=(10.0,) * 9, humans=1000))
-    pacer.decide(snap(now=LATER, ready=20, busy=(10.0,) * 9, humans=3000))
-    assert pacer.lift == pytest.approx(4.0)  # earned, but not used by 29 agents
+    busy = (10.0,) * 9
+    pacer.decide(seen(0, ready=20, busy=busy))
+    pacer.decide(seen(3000, ready=20, busy=busy))
+    assert pacer.lift == 1.0  # 29 agents: not lifted, so nothing earned
     assert pacer.last_theta == pytest.approx(0.024)
-    pacer.decide(snap(now=LATER, ready=21, busy=(10.0,) * 9, humans=3000))
-    assert pacer.last_theta == pytest.approx(0.096)  # 30 agents: lifted
+    pacer.decide(seen(3000, ready=21, busy=busy))  # 30 agents
+    pacer.decide(seen(3500, ready=21, busy=busy))
+    assert pacer.lift == pytest.approx(math.exp(0.5))
+    assert pacer.last_theta == pytest.approx(0.024 * math.exp(0.5))
+    # Abandons count whatever the team; people, when the decision before could be lifted.
+    pacer.decide(seen(3600, 2, ready=20, busy=busy))
+    assert pacer.lift == pytest.approx(math.exp(0.6 - 2 / 15))
+    pacer.decide(seen(3700, 3, ready=20, busy=busy))
+    assert pacer.lift == pytest.approx(math.exp(0.6 - 3 / 15))
+
+
+def test_predictive_lift_is_not_earned_in_warm_up_or_past_the_taper() -> None:
+    warming = train(PredictivePacer(), dials=20)
+    warming.decide(seen(0))
+    warming.decide(seen(2000))
+    assert warming.lift == 1.0
+    pacer = trained_predictive()
+    pacer.decide(seen(0, humans=1000, in_window=30))  # on the floor: 0.36 %, not lifted
+    pacer.decide(seen(2000, humans=3000, in_window=30))
+    assert pacer.lift == 1.0
+
+
+def test_predictive_lifted_at_or_over_the_target_keeps_to_its_floor() -> None:
+    for in_window in (30, 31, 200):
+        pacer = trained_predictive()
+        pacer.decide(seen(0))
+        pacer.decide(seen(5000))
+        assert pacer.lift == pytest.approx(4.0)
+        lifted = pacer.decide(seen(5000, humans=1000, in_window=in_window))
+        assert pacer.last_theta == pytest.approx(0.03 * 0.12)
+        assert lifted == trained_predictive().decide(seen(0, humans=1000, in_window=in_window))
 
 
 def test_predictive_without_a_lift_keeps_the_budget_as_set() -> None:
     pacer = train(PredictivePacer(lift_max=1.0))
-    pacer.decide(snap(now=LATER, ready=30, humans=1000))
-    pacer.decide(snap(now=LATER, ready=30, humans=9000))
+    pacer.decide(seen(0))
+    pacer.decide(seen(8000))
     assert pacer.lift == 1.0
     assert pacer.last_theta == pytest.approx(0.024)
 
 
 @pytest.mark.parametrize(("top", "aim", "step", "team"),
                          [(0.5, 0.5, 0.001, 30), (4.0, 0.0, 0.001, 30), (4.0, 1.5, 0.001, 30),
-                          (4.0, 0.5, -0.1, 30), (4.0, 0.5, 0.001, 0)])
+                          (4.0, 0.5, -0.1, 30), (4.0, 0.5, 0.001, 0), (50.0, 0.5, 0.001, 30)])
 def test_predictive_refuses_a_lift_setting_out_of_range(top: float, aim: float, step: float,
                                                         team: int) -> None:
     with pytest.raises(ValueError, match="lift"):
         PredictivePacer(lift_max=top, lift_aim=aim, lift_step=step, lift_team=team)
+
+
+def test_pacing_snapshot_refuses_more_people_abandoned_than_reached() -> None:
+    with pytest.raises(ValueError, match="abandoned than reached"):
+        replace(snap(), people_reached=3, people_abandoned=4)
 
 
 def test_predictive_floor_is_a_share_of_the_target_whatever_the_safety() -> None:
