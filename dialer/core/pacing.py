@@ -40,14 +40,15 @@ agentless pacer, which has no agents by definition. Modes and rules: `design/DIA
   agents or more, below the taper's end, the budget is lifted by up to `lift_max` (4): a
   running balance on the people the engine reached and abandoned (`_steer`), grown per
   person, cut per abandon, settling where the realised rate is ``lift_aim × target`` (half
-  of it). The model's caution left a 100-agent team at 1-2 % and a 500-agent one near 0;
+  of it). The model's caution left a 100-agent team at 0.3-1.8 % and a 500-agent one near 0;
   teams of 20 run near the taper's start already, and there the lift's excursions cost talk
-  time. The taper's share is lifted too, so a lifted pacer tapers more steeply, to the same
-  floor at the same rate. The floor: a cohort paced at a fraction of the target
-  brings the window's rate down, and faster than progressive dialing would (it brings more
-  people in to dilute the abandons; at 5 % live, progressive reaches a tenth of the talk time
-  and the window hardly moves). Until `warmup_dials` outcomes are in, the pacer is
-  progressive, which is also its least (never more humans than agents). Biases designed out:
+  time. The taper's share is lifted too, so a lifted pacer tapers more steeply and reaches the
+  same floor later (at about 99.3 % of the target at 4x, against 97 %). The floor: a cohort
+  paced at a fraction of the target brings the window's rate down, and faster than progressive
+  dialing would (it brings more people in to dilute the abandons; at 5 % live, progressive
+  reaches a tenth of the talk time and the window hardly moves). Until `warmup_dials` outcomes
+  are in, the pacer is progressive, which is also its least (never more humans than agents).
+  Biases designed out:
   outcomes count only once their whole origination cohort has ended (fast failures arrive
   first, so a ramp-up would look like a low answer rate and trigger over-dialing), and running
   calls enter the residual-time estimate as censored (actuarially: a synchronised start must
@@ -1344,7 +1345,8 @@ class PredictivePacer:
     caution leaves unspent.
     """
 
-    __slots__ = ("_floor_failed", "_floor_from", "_lift", "_lift_open", "_lift_top", "_steered_from",
+    __slots__ = ("_floor_failed", "_floor_from", "_lift", "_lift_now", "_lift_open", "_lift_top",
+                 "_steered_from",
                  "answer_grace",
                  "connect_grace", "exact_limit", "floor", "last_risk", "last_theta", "lift_aim",
                  "lift_max", "lift_step", "lift_team", "margin_humans", "model", "safety", "taper_start",
@@ -1406,7 +1408,10 @@ class PredictivePacer:
         self.lift_team = lift_team
         self._lift = 0.0  # log of the budget's lift (`lift`), in [0, log lift_max]
         self._lift_top = math.log(lift_max)
-        self._lift_open = False  # the last decision could use the lift (`_steer`: may it grow)
+        # A decision since the counts last moved could use the lift (`_steer`: may it grow);
+        # whether this decision's budget could (`budget`).
+        self._lift_open = False
+        self._lift_now = False
         # (people reached, abandoned) at the last `_steer`
         self._steered_from: tuple[int, int] | None = None
 
@@ -1417,24 +1422,28 @@ class PredictivePacer:
 
     def _steer(self, snap: PacingSnapshot) -> None:
         """Move the budget's lift by the people reached and abandoned since the last snapshot
-        (`PacingSnapshot.people_reached`, `people_abandoned`): down
-        ``lift_step / (lift_aim × target)`` (in log) per abandon, always; up `lift_step` per
-        person, only while the last decision could use the lift (a team of `lift_team` or
-        more, past the warm-up, below the taper's end: no lift is earned where it is not
-        spent); within [1, lift_max]. A running balance, it settles where the realised rate
-        is ``lift_aim × target`` and stays at 1 (the budget as set) where the rate runs above
-        that. A stochastic approximation on what is seen, not on the model: the model's own
-        caution (no agent freed after the horizon, no 2 s a person may wait, the answer
-        rate's error moving every call together) leaves large teams far under the target,
-        and this spends what it leaves. The window's own counts would not do: they are
-        re-read from the store, which counts a call at its end, and they move with the window
-        (a new UK day). Counters that went down (another engine's) are taken afresh."""
+        (`PacingSnapshot.people_reached`, `people_abandoned`): down ``lift_step / (lift_aim ×
+        target)`` (in log) per abandon, always; up `lift_step` per person, only if a decision
+        since the counts last moved could use the lift (a team of `lift_team` or more, past the
+        warm-up, its lifted budget above the floor: no lift is earned where it is not spent; any
+        decision counts, as matching groups are decided one after the other in a tick, each with
+        its own agents); within [1, lift_max]. A running balance, it settles where the realised
+        rate is ``lift_aim × target`` and stays at 1 (the budget as set) where the rate runs
+        above that. A stochastic approximation on what is seen, not on the model: the model's
+        own caution (no agent freed after the horizon, no 2 s a person may wait, the answer
+        rate's error moving every call together) leaves large teams far under the target, and
+        this spends what it leaves. The window's own counts would not do: they are re-read from
+        the store, which counts a call at its end, and they move with the window (a new UK day).
+        Counters that went down (another engine's) are taken afresh."""
         now = (snap.people_reached, snap.people_abandoned)
         start = self._steered_from
+        if start == now:
+            return
         self._steered_from = now
+        opened, self._lift_open = self._lift_open, False
         if start is None or now[0] < start[0] or now[1] < start[1]:
             return
-        up = self.lift_step * (now[0] - start[0]) if self._lift_open else 0.0
+        up = self.lift_step * (now[0] - start[0]) if opened else 0.0
         down = self.lift_step * (now[1] - start[1]) / (self.lift_aim * self.target)
         self._lift = min(self._lift_top, max(0.0, self._lift + up - down))
 
@@ -1485,8 +1494,8 @@ class PredictivePacer:
         rate = snap.window_abandon_rate + 1.0 / (snap.humans_in_window + self.margin_humans)
         room = min(1.0, (self.target - rate) / (self.target * (1.0 - self.taper_start)))
         open_ = snap.ready_agents + snap.agents_engaged >= self.lift_team and room > 0.0
-        self._lift_open = open_
         share = self.safety * (self.lift if open_ else 1.0) * max(0.0, room)
+        self._lift_now = open_ and share >= self.floor
         if share >= self.floor:
             self._floor_from = None  # off the floor: the next stay on it is checked afresh
         elif self._floor_works(snap):
@@ -1518,15 +1527,14 @@ class PredictivePacer:
         model = self.model
         model.advance(snap.now)
         self._steer(snap)
-        self._lift_open = False
         if snap.ready_agents == 0 and not snap.busy_agents and not snap.wrapping_agents:
             return 0
         floor = _progressive(snap)
         cap = min(snap.leads_available, snap.channels_free)
         theta = self.budget(snap)
         if theta <= 0.0 or model.dials < self.warmup_dials or cap <= max(0, floor):
-            self._lift_open = False  # its budget does not set this pace
-            return _clamp(floor, snap)
+            return _clamp(floor, snap)  # its budget does not set this pace: no lift earned
+        self._lift_open |= self._lift_now
         p = min(1.0, max(1e-4, model.p_live))
         if self.time_resolved and isinstance(model, TimedPacingModel) and \
                 snap.ready_agents + snap.agents_engaged > self.exact_limit:

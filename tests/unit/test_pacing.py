@@ -341,6 +341,17 @@ def test_predictive_lift_leaves_small_teams_on_the_budget_as_set_and_is_not_earn
     assert pacer.lift == pytest.approx(math.exp(0.6 - 3 / 15))
 
 
+def test_predictive_lift_is_earned_when_any_group_decided_since_the_counts_moved_could_use_it(
+        ) -> None:
+    pacer = trained_predictive()  # matching groups: one pacer asked once per group per tick
+    for reached in (0, 500):
+        pacer.decide(seen(reached, ready=40))  # a group of 40 agents
+        pacer.decide(seen(reached, ready=10))  # then one of 10, too small for the lift
+    assert pacer.lift == pytest.approx(math.exp(0.5))
+    assert pacer.decide(seen(500, ready=40)) > 0
+    assert pacer.last_theta == pytest.approx(0.024 * math.exp(0.5))
+
+
 def test_predictive_lift_is_not_earned_in_warm_up_or_past_the_taper() -> None:
     warming = train(PredictivePacer(), dials=20)
     warming.decide(seen(0))
