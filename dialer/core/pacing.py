@@ -546,45 +546,25 @@ class _Durations:
             return [self.mean]
         return [s[min(n - 1, int((i + 0.5) * n / k))] for i in range(k)]
 
-    def ends_within(self, elapsed: tuple[float, ...], within: float, out: list[float],
-                    actuarial: bool = False, now: float = math.inf,
-                    running_all: tuple[float, ...] | None = None) -> None:
-        """Append P(D <= e + within | D > e) for each e in `elapsed` (durations still running).
-
-        The empirical residual over the finished samples, with the running durations as
-        censored samples (a running one at c >= e + within is known to outlast the window) —
-        without them, a ramp-up, whose first finished calls are all short ones, would look like
-        short calls. A running one in between (e <= c < e + within) is, with `actuarial`, at
-        risk for half the window (the life-table rule: q = d / (n − w/2)); without it, left
-        out — which after a synchronised start (every agent's first call began within the same
-        minute, so all are in between) takes the few short calls seen for the whole story and
-        expects most agents free at once (over-dialing, measured). Two pseudo-samples of an
-        exponential tail with the same mean (memoryless) carry the estimate where the data thin
-        out (few samples, or e beyond them all). `now` is the clock the running ages are
-        measured at (with `cohort`, the running calls started before the cohort are left out;
-        inf: none is). `running_all`: every running call of the campaign, when `elapsed` are one
-        matching group's (`_at_risk`)."""
-        if within <= 0.0:
-            out.extend(0.0 for _ in elapsed)
-            return
-        mean = self.mean
-        prior2 = 2.0 * -math.expm1(-within / mean) if mean > 0.0 else 2.0
-        s, running = self._at_risk(elapsed, now, running_all)
-        n = len(s)
-        m = len(running)
-        for e in elapsed:
-            lo = bisect_right(s, e)
-            beyond = bisect_left(running, e + within)
-            at_risk = n - lo + m - beyond + 2.0
-            if actuarial:
-                at_risk += 0.5 * (beyond - bisect_left(running, e))
-            out.append((bisect_right(s, e + within, lo) - lo + prior2) / at_risk)
-
     def ends_within_many(self, elapsed: tuple[float, ...], windows: list[float],
                          actuarial: bool = False, now: float = math.inf,
                          running_all: tuple[float, ...] | None = None) -> list[list[float]]:
-        """`ends_within` for several windows at once (one list per window, same numbers),
-        sharing the bisections that depend on the elapsed time only."""
+        """P(D <= e + w | D > e) for each e in `elapsed` (durations still running), one list
+        per window w of `windows`, sharing the bisections that depend on e only.
+
+        The empirical residual over the finished samples, with the running durations as
+        censored samples (a running one at c >= e + w is known to outlast the window) —
+        without them, a ramp-up, whose first finished calls are all short ones, would look like
+        short calls. A running one in between (e <= c < e + w) is, with `actuarial`, at risk
+        for half the window (the life-table rule: q = d / (n − w/2)); without it, left out —
+        which after a synchronised start (every agent's first call began within the same
+        minute, so all are in between) takes the few short calls seen for the whole story and
+        expects most agents free at once (over-dialing, measured). Two pseudo-samples of an
+        exponential tail with the same mean (memoryless) carry the estimate where the data thin
+        out (few samples, or e beyond them all). A window of 0 or less gives 0. `now` is the
+        clock the running ages are measured at (with `cohort`, the running calls started before
+        the cohort are left out; inf: none is). `running_all`: every running call of the
+        campaign, when `elapsed` are one matching group's (`_at_risk`)."""
         mean = self.mean
         priors = [2.0 * -math.expm1(-w / mean) if mean > 0.0 else 2.0 for w in windows]
         outs: list[list[float]] = [[] for _ in windows]
@@ -1345,12 +1325,11 @@ class PredictivePacer:
     caution leaves unspent.
     """
 
-    __slots__ = ("_floor_failed", "_floor_from", "_lift", "_lift_now", "_lift_open", "_lift_top",
-                 "_steered_from",
-                 "answer_grace",
-                 "connect_grace", "exact_limit", "floor", "last_risk", "last_theta", "lift_aim",
-                 "lift_max", "lift_step", "lift_team", "margin_humans", "model", "safety", "taper_start",
-                 "target", "time_resolved", "uncertainty", "warmup_dials")
+    __slots__ = ("_floor_failed", "_floor_from", "_lift", "_lift_open", "_steered_from",
+                 "answer_grace", "connect_grace", "exact_limit", "floor", "last_risk",
+                 "last_theta", "lift_aim", "lift_max", "lift_step", "lift_team", "margin_humans",
+                 "model", "safety", "taper_start", "target", "time_resolved", "uncertainty",
+                 "warmup_dials")
 
     def __init__(self, target_abandon: float = 0.03, *, model: PacingModel | None = None,
                  warmup_dials: int = 30, safety: float = 0.8, taper_start: float = 0.8,
@@ -1407,11 +1386,7 @@ class PredictivePacer:
         self.lift_step = lift_step
         self.lift_team = lift_team
         self._lift = 0.0  # log of the budget's lift (`lift`), in [0, log lift_max]
-        self._lift_top = math.log(lift_max)
-        # A decision since the counts last moved could use the lift (`_steer`: may it grow);
-        # whether this decision's budget could (`budget`).
-        self._lift_open = False
-        self._lift_now = False
+        self._lift_open = False  # a decision since the counts last moved could use the lift
         # (people reached, abandoned) at the last `_steer`
         self._steered_from: tuple[int, int] | None = None
 
@@ -1445,7 +1420,7 @@ class PredictivePacer:
             return
         up = self.lift_step * (now[0] - start[0]) if opened else 0.0
         down = self.lift_step * (now[1] - start[1]) / (self.lift_aim * self.target)
-        self._lift = min(self._lift_top, max(0.0, self._lift + up - down))
+        self._lift = min(math.log(self.lift_max), max(0.0, self._lift + up - down))
 
     def observe_dial(self, ring_seconds: float, answered: bool, originated_at: float | None = None) -> None:
         self.model.observe_dial(ring_seconds, answered, originated_at)
@@ -1489,18 +1464,22 @@ class PredictivePacer:
         (a small team, a new UK day) one abandon is a large step, and the
         measured rate alone would let the pacer run at full budget right up to the target;
         the margin fades as the window fills (0.3 points at 200 humans, 0.05 at 2,000).
-        Records when a stay on the floor begins, for its check (`_floor_works`), and whether
-        the lift may grow (`_steer`)."""
+        Records when a stay on the floor begins, for its check (`_floor_works`)."""
+        return self._budget(snap)[0]
+
+    def _budget(self, snap: PacingSnapshot) -> tuple[float, bool]:
+        """`budget`, and whether the lift sets it (a team of `lift_team` or more, the lifted
+        share above the floor): where it does, the people this decision reaches earn it."""
         rate = snap.window_abandon_rate + 1.0 / (snap.humans_in_window + self.margin_humans)
         room = min(1.0, (self.target - rate) / (self.target * (1.0 - self.taper_start)))
         open_ = snap.ready_agents + snap.agents_engaged >= self.lift_team and room > 0.0
         share = self.safety * (self.lift if open_ else 1.0) * max(0.0, room)
-        self._lift_now = open_ and share >= self.floor
+        lifted = open_ and share >= self.floor
         if share >= self.floor:
             self._floor_from = None  # off the floor: the next stay on it is checked afresh
         elif self._floor_works(snap):
             share = self.floor
-        return self.target * share
+        return self.target * share, lifted
 
     def _floor_works(self, snap: PacingSnapshot) -> bool:
         """Whether the floor leads back under the target. Not when the estimated abandons (AMD
@@ -1531,10 +1510,10 @@ class PredictivePacer:
             return 0
         floor = _progressive(snap)
         cap = min(snap.leads_available, snap.channels_free)
-        theta = self.budget(snap)
+        theta, lifted = self._budget(snap)
         if theta <= 0.0 or model.dials < self.warmup_dials or cap <= max(0, floor):
             return _clamp(floor, snap)  # its budget does not set this pace: no lift earned
-        self._lift_open |= self._lift_now
+        self._lift_open |= lifted
         p = min(1.0, max(1e-4, model.p_live))
         if self.time_resolved and isinstance(model, TimedPacingModel) and \
                 snap.ready_agents + snap.agents_engaged > self.exact_limit:

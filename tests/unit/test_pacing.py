@@ -646,9 +646,7 @@ def _residual_estimate_against_truth(running: int, cohort: bool) -> float:
         end, start = calls[0]
         while query < end and query < 3600.0:
             elapsed = tuple(query - s for _, s in calls)
-            out: list[float] = []
-            durations.ends_within(elapsed, 9.0, out, True, query)
-            expected += sum(out)
+            expected += sum(durations.ends_within_many(elapsed, [9.0], True, query)[0])
             truth += sum(1 for e, _ in calls if e <= query + 9.0)
             query += 10.0
         heapq.heapreplace(calls, (end + talk(), end))
