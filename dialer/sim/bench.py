@@ -180,7 +180,7 @@ def detail_table(results: Sequence[RunResult]) -> str:
             if (b := best_power(r for r in results if r.scenario == name)) is not None}
     results = [r for r in results if not r.policy.startswith("power") or id(r) in best
                or r.scenario.startswith("drift (")]
-    head = ("| scenario | policy | talk-min/agent-h | occupancy | abandon (run = 30-day) | worst 30 d "
+    head = ("| scenario | policy | talk-min/agent-h | occupancy | abandon (run) | worst 30 d "
             "| worst day | worst hour | true abandon (AMD FP) | p95 idle gap s | dials/connect "
             "| leads used | agent-days/CPU-s |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]

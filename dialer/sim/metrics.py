@@ -1,6 +1,9 @@
 """What a simulated run measured, from the commands the engine gave (nothing is read from the
 engine's internals): agents' time in each state from `SaveAgent`, attempts from `SaveAttempt`
 (counted once, when they end, in the day bucket of `ended_at`, as the store does).
+A run with matched sub-pools runs one campaign per group (a desk): each campaign's window is
+its own, as the law and the store count it, and the worst window, day and hour reported are
+the worst campaign's; the totals (talk time, the whole run's abandon rate) are the run's.
 
 Yardsticks (design/DIALING.md §4): talk minutes per agent-hour, where an agent-hour is time
 logged in and available (ready, reserved, on a call or in wrap-up; pauses and the phone's login
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dialer.core.agent import Agent, AgentState
@@ -56,6 +60,14 @@ class Ledger:
     days: defaultdict[int, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0, 0]))
     hours: defaultdict[int, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0, 0]))
     bins: defaultdict[int, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0, 0]))
+    # The same day and hour tables per campaign (desk index): the compliance windows.
+    desk_days: defaultdict[int, defaultdict[int, list[int]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(lambda: [0, 0, 0, 0, 0])))
+    desk_hours: defaultdict[int, defaultdict[int, list[int]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(lambda: [0, 0, 0, 0, 0])))
+    # Agents per state now, per campaign (desk index): the invariants are per campaign.
+    desk_counts: defaultdict[int, list[int]] = field(
+        default_factory=lambda: defaultdict(lambda: [0] * len(_STATES)))
     results: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
     dials: int = 0
     machines: int = 0
@@ -69,23 +81,26 @@ class Ledger:
     outside_window: int = 0
 
     # ------------------------------------------------------------------------- agents
-    def agent(self, agent: Agent) -> bool:
-        """Record an agent's saved state; True if it began a new spell."""
+    def agent(self, agent: Agent, desk: int = 0) -> bool:
+        """Record an agent's saved state (an agent of campaign `desk`); True if it began a new
+        spell."""
         new = _INDEX[agent.state]
         old = self.spells.get(agent.id)
+        mine = self.desk_counts[desk]
         if old is not None:
             state, since = old
             if state == new and since == agent.since:
                 return False  # same spell (e.g. a pause requested during a call)
             self._close(state, since, agent.since)
             self.counts[state] -= 1
+            mine[state] -= 1
             if state == _INDEX[AgentState.READY] and agent.state is AgentState.RESERVED:
                 self.idle_gaps.append(agent.since - since)
-        self.counts[new] += 1
         if agent.state is AgentState.LOGGED_OUT:
-            self.counts[new] -= 1
             self.spells.pop(agent.id, None)
         else:
+            self.counts[new] += 1
+            mine[new] += 1
             self.spells[agent.id] = (new, agent.since)
         return True
 
@@ -111,14 +126,19 @@ class Ledger:
             self._close(state, since, now)
         self.spells.clear()
 
-    def ready_count(self) -> int:
-        return self.counts[_INDEX[AgentState.READY]]
+    def ready_count(self, desk: int | None = None) -> int:
+        """Agents READY now: the run's, or campaign `desk`'s."""
+        counts = self.counts if desk is None else self.desk_counts[desk]
+        return counts[_INDEX[AgentState.READY]]
 
-    def available_count(self) -> int:
-        return sum(self.counts[_INDEX[s]] for s in _AVAILABLE)
+    def available_count(self, desk: int | None = None) -> int:
+        """Agents logged in and available now (`_AVAILABLE`): the run's, or campaign `desk`'s."""
+        counts = self.counts if desk is None else self.desk_counts[desk]
+        return sum(counts[_INDEX[s]] for s in _AVAILABLE)
 
     # ------------------------------------------------------------------------ attempts
-    def attempt(self, attempt: Attempt, amd_false_positive: bool) -> None:
+    def attempt(self, attempt: Attempt, amd_false_positive: bool, desk: int = 0) -> None:
+        """Record an ended attempt of campaign `desk`."""
         assert attempt.ended_at is not None
         assert attempt.result is not None
         result = attempt.result
@@ -134,8 +154,9 @@ class Ledger:
             t = attempt.ended_at
             row = (int(human), int(abandoned), int(human or amd_false_positive),
                    int(abandoned or amd_false_positive), int(machine))
-            for table, key in ((self.days, utc_day(t)), (self.hours, int(t // 3600)),
-                               (self.bins, int(t // BIN))):
+            day, hour = utc_day(t), int(t // 3600)
+            for table, key in ((self.days, day), (self.hours, hour), (self.bins, int(t // BIN)),
+                               (self.desk_days[desk], day), (self.desk_hours[desk], hour)):
                 cell = table[key]
                 for i in range(5):
                     cell[i] += row[i]
@@ -143,17 +164,23 @@ class Ledger:
                 and attempt.amd_done_at is not None:
             self.waits.append(attempt.connected_at - attempt.amd_done_at)
 
-    def window_counts(self, now: float, uk_mode: bool) -> tuple[int, int, int]:
-        """(abandoned, humans, machines) as the store would answer for the campaign's window:
-        the UTC day buckets from 30 days back (US) or today (UK)."""
+    def window_counts(self, now: float, uk_mode: bool, desk: int = 0) -> tuple[int, int, int]:
+        """(abandoned, humans, machines) as the store would answer for campaign `desk`'s
+        window: its UTC day buckets from 30 days back (US) or today (UK)."""
         first = utc_day(now) if uk_mode else utc_day(now - WINDOW_DAYS * DAY)
-        abandoned = humans = 0
-        for day, cell in self.days.items():
+        abandoned = humans = machines = 0
+        for day, cell in self.desk_days[desk].items():
             if day >= first:
                 humans += cell[0]
                 abandoned += cell[1]
-        machines = sum(cell[4] for day, cell in self.days.items() if day >= first)
+                machines += cell[4]
         return abandoned, humans, machines
+
+    def worst_campaign(self, rate: Callable[[dict[int, list[int]]], float],
+                       hourly: bool = False) -> float:
+        """The worst campaign's `rate` of its day tables (its hour tables if `hourly`)."""
+        tables = self.desk_hours if hourly else self.desk_days
+        return max((rate(t) for t in tables.values()), default=0.0)
 
 
 
@@ -205,8 +232,8 @@ class RunResult:
     oracle: float  # talk-min per agent-hour of the clairvoyant bound
     humans: int
     abandoned: int
-    abandon: float  # counted, whole run (= the 30-day window for runs up to 30 days)
-    abandon_30d: float  # counted, worst 30-day window
+    abandon: float  # counted, whole run (= the 30-day window for one campaign up to 30 days)
+    abandon_30d: float  # counted, worst 30-day window (of the worst campaign, as all below)
     abandon_day: float  # counted, worst UTC calendar day
     abandon_hour: float  # counted, worst clock hour
     true_abandon: float  # AMD false positives included

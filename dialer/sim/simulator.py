@@ -354,7 +354,8 @@ class Simulator:
                 if t + LEADS_REFRESH < payload:
                     self._push(t + LEADS_REFRESH, _LEADS, d, payload)
             elif kind == _STATS:
-                abandoned, humans, machines = self.ledger.window_counts(t, self.scenario.uk_mode)
+                abandoned, humans, machines = self.ledger.window_counts(t, self.scenario.uk_mode,
+                                                                          desk.index)
                 self._deliver(desk, AbandonStats(t, abandoned, humans, machines), handlers)
                 if t + STATS_REFRESH < payload:
                     self._push(t + STATS_REFRESH, _STATS, d, payload)
@@ -482,9 +483,9 @@ class Simulator:
     def _claim(self, desk: _Desk, command: ClaimLeads) -> None:
         now, n = self.now, command.count
         ledger = self.ledger
-        if ledger.ready_count() == 0:
+        if ledger.ready_count(desk.index) == 0:
             ledger.claims_no_ready += n
-        if ledger.available_count() == 0:
+        if ledger.available_count(desk.index) == 0:
             ledger.claims_no_agents += n
         # Carrier CPS: the engine's limiter promises at most burst + cps × t in any window t;
         # checked over every 1-s window ending at a claim (burst = max(1, cps)).
@@ -620,7 +621,7 @@ class Simulator:
         if call is None:
             return  # recorded already
         self.live_calls -= 1
-        self.ledger.attempt(attempt, call.human and attempt.amd_status == "MACHINE")
+        self.ledger.attempt(attempt, call.human and attempt.amd_status == "MACHINE", desk.index)
 
     def _save_lead(self, desk: _Desk, command: SaveLead) -> None:
         desk.pool.put(command.lead)
@@ -635,7 +636,7 @@ class Simulator:
 
     def _save_agent(self, desk: _Desk, command: SaveAgent) -> None:
         agent = command.agent
-        if self.ledger.agent(agent) and agent.state is AgentState.WRAP_UP and agent.call_id:
+        if self.ledger.agent(agent, desk.index) and agent.state is AgentState.WRAP_UP and agent.call_id:
             rng = self._agent_rng(agent.id)
             wrap = self._draw_wrap(rng)
             self._push(self.now + wrap, _DISPO, desk.index, (agent.id, agent.call_id))
@@ -710,11 +711,12 @@ class Simulator:
             occupancy=talk / (talk + idle) if talk + idle else 0.0,
             oracle=self.scenario.oracle_talk_min_per_hour,
             humans=humans, abandoned=abandoned, abandon=abandoned / humans if humans else 0.0,
-            abandon_30d=rolling_worst(led.days, (0, 1)),
-            abandon_day=worst_rate(led.days, (0, 1)),
-            abandon_hour=worst_rate(led.hours, (0, 1), min_humans=20),
+            abandon_30d=led.worst_campaign(lambda t: rolling_worst(t, (0, 1))),
+            abandon_day=led.worst_campaign(lambda t: worst_rate(t, (0, 1))),
+            abandon_hour=led.worst_campaign(lambda t: worst_rate(t, (0, 1), min_humans=20),
+                                            hourly=True),
             true_abandon=true_a / true_h if true_h else 0.0,
-            true_abandon_day=worst_rate(led.days, (2, 3)),
+            true_abandon_day=led.worst_campaign(lambda t: worst_rate(t, (2, 3))),
             idle_gap_p95=percentile(led.idle_gaps, 0.95),
             wait_p50=percentile(led.waits, 0.5), wait_p99=percentile(led.waits, 0.99),
             dials=led.dials, connects=connects,

@@ -14,7 +14,7 @@ import dialer.runner
 import dialer.sim
 from dialer.core.agent import Agent, AgentState
 from dialer.core.campaign import CampaignEngine, SaveAgent, Tick
-from dialer.core.model import AmdMode
+from dialer.core.model import AmdMode, Attempt, AttemptResult
 from dialer.core.pacing import Estimator, PacingSnapshot, PredictivePacer, ProgressivePacer
 from dialer.sim import simulator as sim_module
 from dialer.sim.metrics import Ledger, percentile, rolling_worst, worst_rate
@@ -133,6 +133,12 @@ def test_matched_sub_pools_are_separate_campaigns_with_their_own_agents_and_lead
     assert len(set().union(*agents)) == 8
     assert all(d.pool.fresh > 0 for d in sim.desks)
     assert r.claims_no_agents == 0
+    assert r.claims_no_ready == 0  # each campaign's own agents: none ready, none dialed
+    # Each campaign's window is its own; the worst campaign's is reported.
+    windows = [sim.ledger.window_counts(sim.now, False, d.index) for d in sim.desks]
+    assert sum(w[1] for w in windows) == r.humans
+    assert sum(w[0] for w in windows) == r.abandoned
+    assert r.abandon_30d == max(a / h for a, h, _ in windows if h)
 
 
 # --- one core, two drivers -----------------------------------------------------------------
@@ -251,6 +257,22 @@ def test_ledger_splits_agent_time_by_state() -> None:
     assert led.seconds[idx(AgentState.WRAP_UP)] == 10.0
     assert led.idle_gaps == [10.0]
     assert led.available_count() == 0
+
+
+def test_each_campaign_counts_its_own_window_and_its_own_ready_agents() -> None:
+    led = Ledger()
+    led.agent(Agent("a", AgentState.READY, since=0.0), desk=0)
+    led.agent(Agent("b", AgentState.ON_CALL, since=0.0, call_id="c0"), desk=1)
+    for i, (desk, result) in enumerate([(0, AttemptResult.TALKED), (0, AttemptResult.TALKED),
+                                        (1, AttemptResult.ABANDONED), (1, AttemptResult.TALKED)]):
+        led.attempt(Attempt(f"c{i}", "cmp", "L", "+15550100", 0.0, ended_at=100.0 + i,
+                            result=result), False, desk)
+    assert led.window_counts(200.0, uk_mode=False, desk=0) == (0, 2, 0)
+    assert led.window_counts(200.0, uk_mode=False, desk=1) == (1, 2, 0)
+    assert led.worst_campaign(lambda t: worst_rate(t, (0, 1))) == pytest.approx(0.5)
+    assert worst_rate(led.days, (0, 1)) == pytest.approx(0.25)  # the run's, pooled
+    assert (led.ready_count(0), led.ready_count(1), led.ready_count()) == (1, 0, 1)
+    assert (led.available_count(0), led.available_count(1)) == (1, 1)
 
 
 def test_rolling_windows_and_worst_rates() -> None:
