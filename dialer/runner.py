@@ -333,9 +333,9 @@ class CampaignRunner:
             self._refreshing = False
 
     async def _save_pacer(self) -> None:
-        """Save the predictive pacer's online estimates (`PredictivePacer.export_state`), so a
-        restarted process, or tomorrow's start, does not learn the campaign from scratch. A
-        store error is logged: the next save tries again."""
+        """Save the predictive pacer's online estimates and its budget's lift
+        (`PredictivePacer.export_state`), so a restarted process, or tomorrow's start, does not
+        learn the campaign from scratch. A store error is logged: the next save tries again."""
         pacer = self.engine.pacer
         if not isinstance(pacer, PredictivePacer) or not isinstance(pacer.model, Estimator):
             return
@@ -344,7 +344,7 @@ class CampaignRunner:
             log.info("campaign %s: today's calls do not fit the saved answer rate or share of "
                      "people (a new list?); the pacer dropped it and learns today's",
                      self.spec.id)
-        state = pacer.model.export_state()
+        state = pacer.export_state()
         text = json.dumps({"saved_at": self.clock(), "pacer": state}, separators=(",", ":"))
         try:
             await self.store.save_pacer_state(self.spec.id, text)

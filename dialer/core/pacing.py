@@ -40,7 +40,9 @@ agentless pacer, which has no agents by definition. Modes and rules: `design/DIA
   agents or more, below the taper's end, the budget is lifted by up to `lift_max` (4): a
   running balance on the people the engine reached and abandoned (`_steer`), grown per
   person, cut per abandon, settling where the realised rate is ``lift_aim × target`` (half
-  of it). The model's caution left a 100-agent team at 0.3-1.8 % and a 500-agent one near 0;
+  of it); no more of it is spent than the window's people could have earned (a saved lift
+  after a restart, or on a new UK day: in a thin window one abandon is a large step). The
+  model's caution left a 100-agent team at 0.3-1.8 % and a 500-agent one near 0;
   teams of 20 run near the taper's start already, and there the lift's excursions cost talk
   time. The taper's share is lifted too, so a lifted pacer tapers more steeply and reaches the
   same floor later (at about 99.3 % of the target at 4x, against 97 %). The floor: a cohort
@@ -59,8 +61,9 @@ agentless pacer, which has no agents by definition. Modes and rules: `design/DIA
   the runtime): a restored pacer needs no warm-up, takes the saved answer rate as twice what
   it was until today's first outcomes fit it, and drops it if they do not (a new list); its
   residual-time cohort starts afresh (the calls that ended while it was down are unseen), and
-  its lift starts at 1 (it grows back over about 1,400 people with no abandon, more at a
-  higher rate).
+  its lift is kept too (`PredictivePacer.export_state`), unless today's calls do not fit the
+  saved estimates (a new list: the lift goes back to 1, from where it takes about 1,400
+  people with no abandon to grow back).
 * predictive, time-resolved (opt-in, ``time_resolved=True``; measured, not better, so not the
   default: docs/PACING_BENCH.md). Instead of one horizon, checkpoints t every second up to
   10 s, then sparser, up to the longest answer time seen: the live answers due by t (each call
@@ -1106,6 +1109,12 @@ class Estimator:
         self.restored_refused |= refused
 
     @property
+    def restore_checking(self) -> bool:
+        """Whether a restored estimate is still being checked against today's outcomes (it
+        may yet be dropped: `restored_refused`)."""
+        return self._restored is not None or self._restored_human is not None
+
+    @property
     def p_answer(self) -> float:
         """The answer rate the pacer is to assume: the estimate; after `restore_state`,
         `restore_doubt` times the restored estimate until today's first `_RESTORE_CHECK`
@@ -1315,9 +1324,9 @@ class PredictivePacer:
     `lift_max` is the most the budget is lifted while the realised rate stays under
     `lift_aim` × target (`_steer`; 1: never, the pacer before it), `lift_step` how fast (in log
     per person reached); the lift acts on teams of `lift_team` agents or more (ready, on a
-    call or in wrap-up; a matching group's own agents for a group's snapshot) and starts at
-    1 in a new pacer (it is not kept across a restart: it grows back over about 1,400 people
-    with no abandon, more at a higher rate).
+    call or in wrap-up; a matching group's own agents for a group's snapshot); it starts at
+    1 in a new pacer (and grows over about 1,400 people with no abandon, more at a higher
+    rate), and is kept across a restart with the estimates (`export_state`).
     `model` defaults to a fresh `Estimator`; a simulator may pass known parameters.
     The defaults (safety 0.8, taper from 0.8 × target, floor 0.12: 0.36 % at a 3 % target)
     were chosen on the simulator's grid (docs/PACING_BENCH.md): at 5 and 20 agents larger
@@ -1325,7 +1334,8 @@ class PredictivePacer:
     caution leaves unspent.
     """
 
-    __slots__ = ("_floor_failed", "_floor_from", "_lift", "_lift_open", "_steered_from",
+    __slots__ = ("_floor_failed", "_floor_from", "_lift", "_lift_open", "_lift_restored",
+                 "_steered_from",
                  "answer_grace", "connect_grace", "exact_limit", "floor", "last_risk",
                  "last_theta", "lift_aim", "lift_max", "lift_step", "lift_team", "margin_humans",
                  "model", "safety", "taper_start", "target", "time_resolved", "uncertainty",
@@ -1389,6 +1399,7 @@ class PredictivePacer:
         self._lift_open = False  # a decision since the counts last moved could use the lift
         # (people reached, abandoned) at the last `_steer`
         self._steered_from: tuple[int, int] | None = None
+        self._lift_restored = False  # the lift came from a saved state, not yet confirmed
 
     @property
     def lift(self) -> float:
@@ -1410,6 +1421,13 @@ class PredictivePacer:
         this spends what it leaves. The window's own counts would not do: they are re-read from
         the store, which counts a call at its end, and they move with the window (a new UK day).
         Counters that went down (another engine's) are taken afresh."""
+        if self._lift_restored:
+            model = self.model
+            if isinstance(model, Estimator) and model.restored_refused:
+                self._lift = 0.0  # a new list: the saved lift was earned on another
+                self._lift_restored = False
+            elif not isinstance(model, Estimator) or not model.restore_checking:
+                self._lift_restored = False
         now = (snap.people_reached, snap.people_abandoned)
         start = self._steered_from
         if start == now:
@@ -1438,20 +1456,41 @@ class PredictivePacer:
         self.model.observe_abandon()
 
     def export_state(self) -> dict[str, object] | None:
-        """The online estimates (`Estimator.export_state`), to keep across a restart; None
-        when the model is not an `Estimator` (a simulator's known parameters)."""
-        return self.model.export_state() if isinstance(self.model, Estimator) else None
+        """The online estimates (`Estimator.export_state`) and the budget's lift (`lift`), to
+        keep across a restart; None when the model is not an `Estimator` (a simulator's known
+        parameters)."""
+        if not isinstance(self.model, Estimator):
+            return None
+        state = self.model.export_state()
+        state["lift"] = round(self.lift, 6)
+        return state
 
     def restore_state(self, state: object) -> None:
-        """Start from estimates `export_state` gave (`Estimator.restore_state`); ValueError on
-        a malformed state, or when the model is not an `Estimator`."""
+        """Start from estimates `export_state` gave (`Estimator.restore_state`) and from its
+        lift (within this pacer's `lift_max`; 1 when the state has none, as saved before the
+        lift was). A lift is the realised rate's verdict on the model's caution, so it is
+        dropped (back to 1) if today's calls do not fit the restored estimates (a new list:
+        `Estimator.restored_refused`). ValueError, the pacer left as it was, on a malformed
+        state, or when the model is not an `Estimator`."""
         if not isinstance(self.model, Estimator):
             raise ValueError("this pacer's model keeps no state")
+        lift = 1.0
+        if isinstance(state, dict) and "lift" in state:
+            value = _state_float(state["lift"], 1.0, 100.0)
+            if value is None:
+                raise ValueError(f"pacer state: lift must be a number in [1, 100], not "
+                                 f"{state['lift']!r}"[:300])
+            lift = value
         self.model.restore_state(state)
+        self._lift = min(math.log(self.lift_max), math.log(lift))
+        self._lift_open = False
+        self._steered_from = None
+        self._lift_restored = self._lift > 0.0
 
     def budget(self, snap: PacingSnapshot) -> float:
         """Expected abandon rate allowed for the calls in flight: the target × safety (× the
-        lift, `_steer`, in a team of `lift_team` or more below the taper's end), tapered
+        lift, `_steer`, in a team of `lift_team` or more below the taper's end; never more of
+        it than the window's people could have earned, ``exp(lift_step × humans)``), tapered
         toward 0 as the window's rate climbs from taper_start × target to the target, but never
         below `floor` × target, also at and above the target. The floor is the way back under
         the ceiling: cohorts paced at a fraction of the target dilute the window's abandons, and
@@ -1473,7 +1512,10 @@ class PredictivePacer:
         rate = snap.window_abandon_rate + 1.0 / (snap.humans_in_window + self.margin_humans)
         room = min(1.0, (self.target - rate) / (self.target * (1.0 - self.taper_start)))
         open_ = snap.ready_agents + snap.agents_engaged >= self.lift_team and room > 0.0
-        share = self.safety * (self.lift if open_ else 1.0) * max(0.0, room)
+        # No more lift than the window's people could have earned (`lift_step` each): with
+        # few in it (a restart's saved lift, a new UK day) one abandon is a large step.
+        lift = math.exp(min(self._lift, self.lift_step * snap.humans_in_window)) if open_ else 1.0
+        share = self.safety * lift * max(0.0, room)
         lifted = open_ and share >= self.floor
         if share >= self.floor:
             self._floor_from = None  # off the floor: the next stay on it is checked afresh

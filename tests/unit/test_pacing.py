@@ -822,6 +822,71 @@ def test_a_restored_answer_rate_that_todays_answers_do_not_fit_is_dropped() -> N
     assert restored.model.p_answer > 0.25  # today's rate (shrunk toward the cold prior's 100 %)
 
 
+def lifted_and_saved(reached: int = 500) -> dict[str, object]:
+    """The state of a pacer whose budget was lifted by `reached` people with no abandon."""
+    pacer = trained_predictive()
+    pacer.decide(seen(0))
+    pacer.decide(seen(reached))
+    state = roundtrip(pacer.export_state())
+    assert isinstance(state, dict)
+    return state
+
+
+def test_a_restored_pacer_keeps_the_lift_its_budget_had_earned() -> None:
+    state = lifted_and_saved()
+    assert state["lift"] == pytest.approx(math.exp(0.5))
+    restored = PredictivePacer()
+    restored.restore_state(state)
+    assert restored.lift == pytest.approx(math.exp(0.5))
+    restored.decide(seen(0))  # the restarted engine's counters start from 0
+    assert restored.lift == pytest.approx(math.exp(0.5))
+    assert restored.last_theta == pytest.approx(0.024 * math.exp(0.5))
+    capped = PredictivePacer(lift_max=1.2)  # a lower ceiling set since
+    capped.restore_state(state)
+    assert capped.lift == pytest.approx(1.2)
+    older = dict(state)
+    del older["lift"]  # saved before the lift was kept
+    fresh = PredictivePacer()
+    fresh.restore_state(older)
+    assert fresh.lift == 1.0
+
+
+def test_a_lift_never_exceeds_what_the_windows_people_could_have_earned() -> None:
+    restored = PredictivePacer()
+    restored.restore_state(lifted_and_saved())  # e^0.5, earned on 500 people
+    restored.decide(seen(0, humans=100))  # a new UK day, or an empty window: 100 people
+    assert restored.lift == pytest.approx(math.exp(0.5))  # the balance is kept...
+    assert restored.last_theta == pytest.approx(0.024 * math.exp(0.1))  # ...spent as 100 earn
+    restored.decide(seen(0, humans=400))
+    assert restored.last_theta == pytest.approx(0.024 * math.exp(0.4))
+    restored.decide(seen(0, humans=1000))
+    assert restored.last_theta == pytest.approx(0.024 * math.exp(0.5))
+
+
+def test_a_saved_lift_is_dropped_with_estimates_that_todays_calls_do_not_fit() -> None:
+    state = lifted_and_saved()
+    kept, dropped = PredictivePacer(), PredictivePacer()
+    for pacer, answered_per_20 in ((kept, 3), (dropped, 12)):  # yesterday's 15 %, a 60 % list
+        pacer.restore_state(state)
+        today(pacer, 40, answered_per_20)
+        pacer.decide(seen(0))
+    assert isinstance(dropped.model, Estimator)
+    assert dropped.model.restored_refused
+    assert dropped.lift == 1.0
+    assert kept.lift == pytest.approx(math.exp(0.5))
+
+
+@pytest.mark.parametrize("lift", [0.5, "2", None, True, 1e999, 101.0])
+def test_a_malformed_saved_lift_is_refused_and_the_pacer_left_as_it_was(lift: object) -> None:
+    state = lifted_and_saved() | {"lift": lift}
+    pacer = PredictivePacer()
+    with pytest.raises(ValueError, match="lift must be a number"):
+        pacer.restore_state(state)
+    assert pacer.lift == 1.0
+    assert isinstance(pacer.model, Estimator)
+    assert pacer.model.dials == 0
+
+
 def test_a_restored_answer_rate_is_trusted_as_a_few_answers_worth_and_soon_outweighed() -> None:
     old = Estimator()
     for i in range(2000):  # a long day at 15 % answer

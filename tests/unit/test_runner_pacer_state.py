@@ -133,6 +133,7 @@ async def test_the_saved_state_is_plain_json_with_when_it_was_saved() -> None:
     saved = json.loads(text)
     assert saved["saved_at"] == NOON
     assert saved["pacer"]["dials"] == 200
+    assert saved["pacer"]["lift"] == 1.0  # the budget's lift, kept with the estimates
     assert len(text) < 100_000
 
 
