@@ -1110,8 +1110,9 @@ class Estimator:
 
     @property
     def restore_checking(self) -> bool:
-        """Whether a restored estimate is still being checked against today's outcomes (it
-        may yet be dropped: `restored_refused`)."""
+        """Whether a restored estimate may still be dropped (`restored_refused`): the answer
+        rate until today's outcomes outweigh it, the share of people until today's AMD
+        verdicts do (without AMD none come, and it stays open)."""
         return self._restored is not None or self._restored_human is not None
 
     @property
@@ -1421,13 +1422,7 @@ class PredictivePacer:
         this spends what it leaves. The window's own counts would not do: they are re-read from
         the store, which counts a call at its end, and they move with the window (a new UK day).
         Counters that went down (another engine's) are taken afresh."""
-        if self._lift_restored:
-            model = self.model
-            if isinstance(model, Estimator) and model.restored_refused:
-                self._lift = 0.0  # a new list: the saved lift was earned on another
-                self._lift_restored = False
-            elif not isinstance(model, Estimator) or not model.restore_checking:
-                self._lift_restored = False
+        self._settle_restored_lift()
         now = (snap.people_reached, snap.people_abandoned)
         start = self._steered_from
         if start == now:
@@ -1439,6 +1434,19 @@ class PredictivePacer:
         up = self.lift_step * (now[0] - start[0]) if opened else 0.0
         down = self.lift_step * (now[1] - start[1]) / (self.lift_aim * self.target)
         self._lift = min(math.log(self.lift_max), max(0.0, self._lift + up - down))
+
+    def _settle_restored_lift(self) -> None:
+        """Drop a restored lift (back to 1) once the estimates restored with it are refused
+        (`Estimator.restored_refused`: a new list, and the lift was earned on another); stop
+        watching once they can no longer be."""
+        if not self._lift_restored:
+            return
+        model = self.model
+        if isinstance(model, Estimator) and model.restored_refused:
+            self._lift = 0.0
+            self._lift_restored = False
+        elif not isinstance(model, Estimator) or not model.restore_checking:
+            self._lift_restored = False
 
     def observe_dial(self, ring_seconds: float, answered: bool, originated_at: float | None = None) -> None:
         self.model.observe_dial(ring_seconds, answered, originated_at)
@@ -1461,6 +1469,7 @@ class PredictivePacer:
         parameters)."""
         if not isinstance(self.model, Estimator):
             return None
+        self._settle_restored_lift()  # refused since the last decision: not saved on
         state = self.model.export_state()
         state["lift"] = round(self.lift, 6)
         return state
@@ -1468,20 +1477,24 @@ class PredictivePacer:
     def restore_state(self, state: object) -> None:
         """Start from estimates `export_state` gave (`Estimator.restore_state`) and from its
         lift (within this pacer's `lift_max`; 1 when the state has none, as saved before the
-        lift was). A lift is the realised rate's verdict on the model's caution, so it is
-        dropped (back to 1) if today's calls do not fit the restored estimates (a new list:
-        `Estimator.restored_refused`). ValueError, the pacer left as it was, on a malformed
-        state, or when the model is not an `Estimator`."""
-        if not isinstance(self.model, Estimator):
+        lift was, or when its answer rate rests on too few answers to be taken up). A lift is
+        the realised rate's verdict on the model's caution, so it is dropped (back to 1) if
+        today's calls do not fit the restored estimates (a new list:
+        `Estimator.restored_refused`; `_settle_restored_lift`). ValueError, the pacer left as
+        it was, on a malformed state, or when the model is not an `Estimator`."""
+        model = self.model
+        if not isinstance(model, Estimator):
             raise ValueError("this pacer's model keeps no state")
         lift = 1.0
-        if isinstance(state, dict) and "lift" in state:
+        if isinstance(state, dict) and state.get("version") == STATE_VERSION and "lift" in state:
             value = _state_float(state["lift"], 1.0, 100.0)
             if value is None:
                 raise ValueError(f"pacer state: lift must be a number in [1, 100], not "
                                  f"{state['lift']!r}"[:300])
             lift = value
-        self.model.restore_state(state)
+        model.restore_state(state)  # a wrong version, or any malformed field: raises here
+        if model.dials == 0:  # the saved answer rate was not taken up (`_RESTORE_MIN_ANSWERS`)
+            lift = 1.0
         self._lift = min(math.log(self.lift_max), math.log(lift))
         self._lift_open = False
         self._steered_from = None

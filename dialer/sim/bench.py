@@ -56,7 +56,8 @@ class Task:
 
 def sweep(scenario: Scenario, seed: int, series: bool = False) -> list[RunResult]:
     """Power ratios by bisection on a log scale between 1 and 6/L (L the mean live rate):
-    every run made."""
+    every run made. A ratio holds the ceiling when the rate the rule judges does
+    (`RunResult.judged_abandon`: the worst campaign's worst window), as for every policy."""
     live = scenario.customers.live_mean
     lo, hi = 1.0, 6.0 / live
     runs: list[RunResult] = []
@@ -64,17 +65,17 @@ def sweep(scenario: Scenario, seed: int, series: bool = False) -> list[RunResult
         ratio = round(math.sqrt(lo * hi), 2)
         run = simulate(scenario, Policy("power", ratio=ratio), seed, series=series)
         runs.append(run)
-        if run.abandon <= CEILING:
+        if run.judged_abandon <= CEILING:
             lo = ratio
         else:
             hi = ratio
-    if not any(r.abandon <= CEILING for r in runs):
+    if not any(r.judged_abandon <= CEILING for r in runs):
         runs.append(simulate(scenario, Policy("power", ratio=1.0), seed, series=series))
     return runs
 
 
 def best_power(runs: Iterable[RunResult]) -> RunResult | None:
-    ok = [r for r in runs if r.policy.startswith("power") and r.abandon <= CEILING]
+    ok = [r for r in runs if r.policy.startswith("power") and r.judged_abandon <= CEILING]
     return max(ok, key=lambda r: r.talk_min_per_hour, default=None)
 
 
@@ -150,7 +151,8 @@ def _ratio(a: RunResult | None, b: RunResult | None) -> str:
 
 
 def summary_table(results: Sequence[RunResult], scenarios: Sequence[Scenario]) -> str:
-    """Markdown: talk-min per agent-hour (whole-run abandon) per policy, and our ratios."""
+    """Markdown: talk-min per agent-hour (whole-run abandon) per policy, and our ratios; the
+    best power ratio is the best whose judged rate (`RunResult.judged_abandon`) is ≤ 3 %."""
     table = _by(results)
     head = ("| scenario | oracle | progressive | best power ≤3 % | VICIdial | predictive "
             "| pred/oracle | pred/power | pred/VICIdial | baseline (before) | baseline/oracle |")
@@ -284,7 +286,7 @@ def yardstick_table(cells: Sequence[Scenario], results: Sequence[RunResult], see
     def cell(r: RunResult | None) -> str:
         if r is None:
             return "none under 3 %"
-        over = " **over 3 %**" if r.abandon > CEILING else ""
+        over = " **over 3 %**" if r.judged_abandon > CEILING else ""
         return f"{r.policy}: {r.talk_min_per_hour:.1f} ({r.abandon:.2%}){over}"
 
     for s in cells:
@@ -296,7 +298,7 @@ def yardstick_table(cells: Sequence[Scenario], results: Sequence[RunResult], see
             continue
         vs_h = f"{ours.talk_min_per_hour / hindsight.talk_min_per_hour:.2f}x" if hindsight else "-"
         vs_t = f"{ours.talk_min_per_hour / tuned.talk_min_per_hour:.2f}x" if tuned else "-"
-        if tuned is not None and tuned.abandon > CEILING:
+        if tuned is not None and tuned.judged_abandon > CEILING:
             vs_t += " (the ratio breaks the ceiling)"
         rows.append(f"| {s.name} | {cell(hindsight)} | {cell(tuned)} | "
                     f"{ours.talk_min_per_hour:.1f} ({ours.abandon:.2%}) | {vs_h} | {vs_t} |")
@@ -351,7 +353,7 @@ def knowing_table(cells: Sequence[Scenario], results: Sequence[RunResult]) -> st
                 continue
             mean = sum(r.vs_oracle for r in runs) / len(runs)
             means.append(mean)
-            row.append(f" {mean:.1%} ({max(r.abandon for r in runs):.2%}, {len(runs)} seeds) |")
+            row.append(f" {mean:.1%} ({max(r.judged_abandon for r in runs):.2%}, {len(runs)} seeds) |")
         gain = f" {100 * (means[1] - means[0]):+.1f} |" if len(means) == 2 else " — |"
         rows.append("".join(row) + gain)
     return "\n".join(rows)
@@ -435,7 +437,7 @@ def team_points(results: Sequence[RunResult], sizes: Sequence[int], policy: str
         if not runs:
             raise ValueError(f"no {policy!r} runs with {n} agents")
         out.append((n, sum(steady_share(r) for r in runs) / len(runs),
-                    sum(r.vs_oracle for r in runs) / len(runs), max(r.abandon for r in runs)))
+                    sum(r.vs_oracle for r in runs) / len(runs), max(r.judged_abandon for r in runs)))
     return out
 
 

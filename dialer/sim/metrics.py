@@ -258,6 +258,13 @@ class RunResult:
     agent_days: float
     results: tuple[tuple[str, int], ...]
     series: Series | None = None
+    uk_mode: bool = False  # the window is the calendar day (UK), not 30 days (US)
+
+    @property
+    def judged_abandon(self) -> float:
+        """The abandon rate the 3 % rule judges: the worst campaign's worst window, 30 days
+        (or the run so far, if shorter) in the US, a calendar day in UK mode."""
+        return self.abandon_day if self.uk_mode else self.abandon_30d
 
     @property
     def vs_oracle(self) -> float:

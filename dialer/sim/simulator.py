@@ -728,7 +728,8 @@ class Simulator:
             channels=self.channels, outside_window=led.outside_window, events=self.events,
             cpu_seconds=cpu, agent_days=avail / 3600.0 / 8.0,
             results=tuple(sorted(led.results.items())),
-            series=self._series() if self.want_series else None)
+            series=self._series() if self.want_series else None,
+            uk_mode=self.scenario.uk_mode)
 
     def _series(self) -> Series:
         led = self.ledger

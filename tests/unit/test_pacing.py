@@ -876,15 +876,61 @@ def test_a_saved_lift_is_dropped_with_estimates_that_todays_calls_do_not_fit() -
     assert kept.lift == pytest.approx(math.exp(0.5))
 
 
-@pytest.mark.parametrize("lift", [0.5, "2", None, True, 1e999, 101.0])
-def test_a_malformed_saved_lift_is_refused_and_the_pacer_left_as_it_was(lift: object) -> None:
-    state = lifted_and_saved() | {"lift": lift}
+@pytest.mark.parametrize(("change", "message"), [
+    ({"lift": 0.5}, "lift must be a number"), ({"lift": "2"}, "lift must be a number"),
+    ({"lift": None}, "lift must be a number"), ({"lift": True}, "lift must be a number"),
+    ({"lift": 1e999}, "lift must be a number"), ({"lift": 101.0}, "lift must be a number"),
+    ({"lift": 3.0, "dials": -1}, "dials must be"),  # a good lift, a bad estimate
+    ({"lift": "x", "version": 99}, "version 99"),  # the version is what is wrong first
+])
+def test_a_malformed_saved_lift_is_refused_and_the_pacer_left_as_it_was(
+        change: dict[str, object], message: str) -> None:
     pacer = PredictivePacer()
-    with pytest.raises(ValueError, match="lift must be a number"):
-        pacer.restore_state(state)
-    assert pacer.lift == 1.0
+    pacer.restore_state(lifted_and_saved())
     assert isinstance(pacer.model, Estimator)
-    assert pacer.model.dials == 0
+    before = (pacer.lift, pacer.model.dials, pacer.model.p_live)
+    with pytest.raises(ValueError, match=message):
+        pacer.restore_state(lifted_and_saved(1000) | change)
+    assert (pacer.lift, pacer.model.dials, pacer.model.p_live) == before
+    assert pacer.lift == pytest.approx(math.exp(0.5))
+
+
+def test_a_saved_lift_is_dropped_when_todays_verdicts_refuse_the_share_of_people_even_unsaved(
+        ) -> None:
+    state = lifted_and_saved()
+    state["human"] = [0.5, 100.0, 200.0]  # yesterday, half the answers were machines
+    pacer = PredictivePacer()
+    pacer.restore_state(state)
+    assert pacer.lift == pytest.approx(math.exp(0.5))
+    for _ in range(15):  # today's list: people only, and no decision since (the campaign
+        pacer.observe_human(True)  # stopped): the lift must not be saved on
+    saved = pacer.export_state()
+    assert isinstance(saved, dict)
+    assert saved["lift"] == 1.0
+    assert pacer.lift == 1.0
+
+
+def test_a_saved_lift_is_kept_once_todays_calls_have_confirmed_the_estimates() -> None:
+    pacer = PredictivePacer()
+    pacer.restore_state(lifted_and_saved())
+    assert isinstance(pacer.model, Estimator)
+    for _ in range(40):  # AMD verdicts like yesterday's (people only)
+        pacer.observe_human(True)
+    today(pacer, 400, 3)  # and answers at yesterday's 15 %, until they outweigh it
+    pacer.decide(seen(0))
+    assert not pacer.model.restore_checking
+    assert not pacer.model.restored_refused
+    assert pacer.lift == pytest.approx(math.exp(0.5))
+
+
+def test_a_saved_lift_whose_answer_rate_is_not_taken_up_is_not_either() -> None:
+    state = lifted_and_saved()
+    state["answered"] = [0.001, 1000.0, 1000.0]  # one answer in a thousand dials: an outage
+    pacer = PredictivePacer()
+    pacer.restore_state(state)
+    assert isinstance(pacer.model, Estimator)
+    assert pacer.model.dials == 0  # the warm-up of a cold start
+    assert pacer.lift == 1.0
 
 
 def test_a_restored_answer_rate_is_trusted_as_a_few_answers_worth_and_soon_outweighed() -> None:

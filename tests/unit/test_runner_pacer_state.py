@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 
 import pytest
 
@@ -16,7 +17,7 @@ from dialer.core.pacing import Estimator, PredictivePacer
 from dialer.metrics import Metrics
 from dialer.runner import PACER_SAVE, PACER_STATE_MAX_AGE, CampaignRunner
 from dialer.store.memory import MemoryStore
-from tests.unit.test_pacing import counted, train
+from tests.unit.test_pacing import counted, seen, train
 
 NOON = 1_795_000_000.0
 
@@ -135,6 +136,22 @@ async def test_the_saved_state_is_plain_json_with_when_it_was_saved() -> None:
     assert saved["pacer"]["dials"] == 200
     assert saved["pacer"]["lift"] == 1.0  # the budget's lift, kept with the estimates
     assert len(text) < 100_000
+
+
+async def test_the_budgets_lift_is_saved_and_a_new_runner_starts_from_it() -> None:
+    store, clock = MemoryStore(), Clock()
+    trained(first := runner(store, clock))
+    pacer = first.engine.pacer
+    assert isinstance(pacer, PredictivePacer)
+    pacer.decide(seen(0))
+    pacer.decide(seen(500))  # 500 people reached in a team of 30, none abandoned
+    assert pacer.lift == pytest.approx(math.exp(0.5))
+    await first._save_pacer()
+    second = runner(store, clock)
+    await second._load_pacer()
+    restored = second.engine.pacer
+    assert isinstance(restored, PredictivePacer)
+    assert restored.lift == pytest.approx(math.exp(0.5))
 
 
 async def test_dropping_a_saved_answer_rate_that_today_does_not_fit_is_logged_once(

@@ -13,7 +13,7 @@ import pytest
 import dialer.runner
 import dialer.sim
 from dialer.core.agent import Agent, AgentState
-from dialer.core.campaign import CampaignEngine, SaveAgent, Tick
+from dialer.core.campaign import AbandonStats, CampaignEngine, SaveAgent, Tick
 from dialer.core.model import AmdMode, Attempt, AttemptResult
 from dialer.core.pacing import Estimator, PacingSnapshot, PredictivePacer, ProgressivePacer
 from dialer.sim import simulator as sim_module
@@ -126,6 +126,16 @@ def test_matched_sub_pools_are_separate_campaigns_with_their_own_agents_and_lead
     s = small(agents=8, hours=0.5)
     s = replace(s, staff=replace(s.staff, groups=4))
     sim = Simulator(s, Policy("predictive"), seed=1)
+    told: list[tuple[AbandonStats, tuple[int, int, int], tuple[int, int, int]]] = []
+    deliver = sim._deliver
+
+    def spy(desk: Any, event: Any, handlers: Any) -> None:  # what each campaign is told
+        if isinstance(event, AbandonStats):
+            told.append((event, sim.ledger.window_counts(event.now, False, desk.index),
+                         sim.ledger.window_counts(event.now, False, (desk.index + 1) % 4)))
+        deliver(desk, event, handlers)
+
+    sim._deliver = spy  # type: ignore[method-assign]
     r = sim.run()
     assert len(sim.desks) == 4
     agents = [set(d.agents) for d in sim.desks]
@@ -138,7 +148,10 @@ def test_matched_sub_pools_are_separate_campaigns_with_their_own_agents_and_lead
     windows = [sim.ledger.window_counts(sim.now, False, d.index) for d in sim.desks]
     assert sum(w[1] for w in windows) == r.humans
     assert sum(w[0] for w in windows) == r.abandoned
-    assert r.abandon_30d == max(a / h for a, h, _ in windows if h)
+    assert all(h > 0 for _, h, _ in windows)
+    assert r.abandon_30d == max(a / h for a, h, _ in windows)
+    assert all((e.abandoned, e.humans, e.machines) == own for e, own, _ in told)
+    assert any(own != other for _, own, other in told)  # the campaigns' windows differ
 
 
 # --- one core, two drivers -----------------------------------------------------------------

@@ -51,9 +51,22 @@ def test_the_grid_is_agents_by_live_rate_by_talk() -> None:
 def test_best_power_is_the_best_ratio_under_the_ceiling() -> None:
     runs = tiny()
     best = best_power(runs)
-    assert best is None or (best.policy.startswith("power") and best.abandon <= 0.03)
-    under = [r for r in runs if r.policy.startswith("power") and r.abandon <= 0.03]
+    assert best is None or (best.policy.startswith("power") and best.judged_abandon <= 0.03)
+    under = [r for r in runs if r.policy.startswith("power") and r.judged_abandon <= 0.03]
     assert best is None or all(best.talk_min_per_hour >= r.talk_min_per_hour for r in under)
+
+
+def test_the_ceiling_is_judged_on_the_worst_campaigns_worst_window_or_day_in_uk_mode() -> None:
+    run = next(r for r in tiny() if r.policy == "power 1.5")
+    # Sub-pools: 2.5 % over the run, 3.4 % in one campaign's window.
+    pooled = replace(run, policy="power 9", talk_min_per_hour=99.0, abandon=0.025,
+                     abandon_30d=0.034, abandon_day=0.034)
+    assert pooled.judged_abandon == 0.034
+    assert best_power([run, pooled]) is not pooled
+    uk = replace(pooled, uk_mode=True, abandon_30d=0.02, abandon_day=0.034)  # one bad day
+    assert uk.judged_abandon == 0.034
+    assert best_power([run, uk]) is not uk
+    assert best_power([run, replace(uk, abandon_day=0.029)]) is not run
 
 
 def test_tables_and_csv(tmp_path: Path) -> None:
@@ -177,9 +190,11 @@ def test_yardstick_flags_a_ratio_from_another_day_that_breaks_the_ceiling() -> N
     runs = tiny()
     ours = next(r for r in runs if r.policy == "predictive")
     hindsight = next(r for r in runs if r.policy == "power 1.5")
-    elsewhere = replace(hindsight, policy="power 2.1 (tuned elsewhere)", abandon=0.041)
+    elsewhere = replace(hindsight, policy="power 2.1 (tuned elsewhere)", abandon=0.029,
+                        abandon_30d=0.041)  # under 3 % over the run, not in its worst window
     s = cell(5, 0.3, 60.0)
-    table = yardstick_table([s], [ours, replace(hindsight, abandon=0.02), elsewhere], 1, 2)
+    table = yardstick_table([s], [ours, replace(hindsight, abandon=0.02, abandon_30d=0.02),
+                                  elsewhere], 1, 2)
     row = table.splitlines()[2]
     assert "power 2.1 (tuned elsewhere)" in row
     assert "**over 3 %**" in row
