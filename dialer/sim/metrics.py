@@ -191,6 +191,18 @@ def worst_rate(table: dict[int, list[int]], index: tuple[int, int], min_humans: 
     return max(rates, default=0.0)
 
 
+def worst_counted_day(days: dict[int, list[int]], estimate: float) -> float:
+    """Highest calendar day's abandon rate as a UK campaign counts it: its own abandons plus
+    `estimate` × its AMD machine verdicts (the estimated false positives), over its people
+    plus the same (`CampaignEngine.abandon_rate`)."""
+    rates = []
+    for cell in days.values():
+        extra = estimate * cell[4]
+        if cell[0] + extra > 0:
+            rates.append((cell[1] + extra) / (cell[0] + extra))
+    return max(rates, default=0.0)
+
+
 def rolling_worst(days: dict[int, list[int]], index: tuple[int, int], window: int = WINDOW_DAYS) -> float:
     """Worst abandon rate over every `window`-day span (the whole run if shorter)."""
     h, a = index
@@ -259,12 +271,18 @@ class RunResult:
     results: tuple[tuple[str, int], ...]
     series: Series | None = None
     uk_mode: bool = False  # the window is the calendar day (UK), not 30 days (US)
+    # Worst calendar day as a UK campaign counts it, its estimated AMD false positives included
+    # (`worst_counted_day`); None in runs recorded before it was kept.
+    abandon_day_counted: float | None = None
 
     @property
     def judged_abandon(self) -> float:
         """The abandon rate the 3 % rule judges: the worst campaign's worst window, 30 days
-        (or the run so far, if shorter) in the US, a calendar day in UK mode."""
-        return self.abandon_day if self.uk_mode else self.abandon_30d
+        (or the run so far, if shorter) in the US, a calendar day in UK mode, as the campaign
+        counts it (its estimated AMD false positives included)."""
+        if not self.uk_mode:
+            return self.abandon_30d
+        return self.abandon_day if self.abandon_day_counted is None else self.abandon_day_counted
 
     @property
     def vs_oracle(self) -> float:

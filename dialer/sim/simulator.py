@@ -94,7 +94,7 @@ from dialer.core.campaign import (
     Tick,
     TimerFired,
 )
-from dialer.core.model import CampaignSpec, Lead, LeadState, RetryRules, SafeHarbor
+from dialer.core.model import AmdMode, CampaignSpec, Lead, LeadState, RetryRules, SafeHarbor
 from dialer.core.outcome import DialOutcome
 from dialer.core.pacing import Estimator, Pacer, PredictivePacer
 from dialer.core.window import in_window, parse_hhmm
@@ -105,6 +105,7 @@ from dialer.sim.metrics import (
     Series,
     percentile,
     rolling_worst,
+    worst_counted_day,
     worst_rate,
 )
 from dialer.sim.policy import Policy
@@ -695,6 +696,8 @@ class Simulator:
     def _result(self, cpu: float) -> RunResult:
         led = self.ledger
         idx = {s: i for i, s in enumerate(AgentState)}
+        sc = self.scenario  # the campaign's estimate of AMD false positives, as it counts them
+        estimate = sc.amd_fp_estimate if sc.uk_mode and sc.amd is not AmdMode.OFF else 0.0
         talk = led.seconds[idx[AgentState.ON_CALL]]
         idle = led.seconds[idx[AgentState.READY]] + led.seconds[idx[AgentState.RESERVED]]
         wrap = led.seconds[idx[AgentState.WRAP_UP]]
@@ -729,7 +732,8 @@ class Simulator:
             cpu_seconds=cpu, agent_days=avail / 3600.0 / 8.0,
             results=tuple(sorted(led.results.items())),
             series=self._series() if self.want_series else None,
-            uk_mode=self.scenario.uk_mode)
+            uk_mode=self.scenario.uk_mode,
+            abandon_day_counted=led.worst_campaign(lambda t: worst_counted_day(t, estimate)))
 
     def _series(self) -> Series:
         led = self.ledger

@@ -63,10 +63,16 @@ def test_the_ceiling_is_judged_on_the_worst_campaigns_worst_window_or_day_in_uk_
                      abandon_30d=0.034, abandon_day=0.034)
     assert pooled.judged_abandon == 0.034
     assert best_power([run, pooled]) is not pooled
-    uk = replace(pooled, uk_mode=True, abandon_30d=0.02, abandon_day=0.034)  # one bad day
+    uk = replace(pooled, uk_mode=True, abandon_30d=0.02, abandon_day=0.034,
+                 abandon_day_counted=0.034)  # one bad day
     assert uk.judged_abandon == 0.034
     assert best_power([run, uk]) is not uk
-    assert best_power([run, replace(uk, abandon_day=0.029)]) is not run
+    assert best_power([run, replace(uk, abandon_day=0.029, abandon_day_counted=0.029)]) is not run
+    assert replace(uk, abandon_day_counted=None).judged_abandon == 0.034  # recorded before
+    # As the campaign counts a UK day: its estimated AMD false positives too.
+    counted = replace(uk, abandon_day=0.02, abandon_day_counted=0.031)
+    assert counted.judged_abandon == 0.031
+    assert best_power([run, counted]) is not counted
 
 
 def test_tables_and_csv(tmp_path: Path) -> None:
