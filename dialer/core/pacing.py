@@ -901,7 +901,7 @@ class Estimator:
     __slots__ = ("_answered", "_begin", "_clock", "_human", "_old_seq", "_outcomes", "_pending", "_prior",
                  "_restored", "_restored_human", "_ring", "_seq", "_talk", "_wrap", "abandons",
                  "answers_in_memory", "base_memory", "dials", "maturity", "max_memory",
-                 "restore_doubt", "restored_dials", "restored_refused", "ring_age",
+                 "rate_restored", "restore_doubt", "restored_dials", "restored_refused", "ring_age",
                  "wrap_points")
 
     def __init__(self, *, memory: int = 200, samples: int = 200, prior_answer: float = 1.0,
@@ -954,6 +954,7 @@ class Estimator:
         # outcomes fit it (`p_answer`): a new list answering more would flood the agents.
         self.restore_doubt = restore_doubt
         self.restored_refused = False  # today's answers did not fit a restored rate
+        self.rate_restored = False  # the last `restore_state` took up the saved answer rate
 
     def advance(self, now: float) -> None:
         """Move the estimator's clock; fold in the outcomes of calls placed before now − maturity."""
@@ -1099,6 +1100,7 @@ class Estimator:
         self._restored = (p, self._answered.weight, 0, 0) if keep_rate else None
         self._restored_human = (human[0], self._human.weight, 0, 0)
         self.restored_refused = False
+        self.rate_restored = keep_rate
 
     def _check_restored(self, dials: int, answers: int) -> None:
         """Whether today's outcomes fit the restored answer rate (`_refit`, once
@@ -1493,7 +1495,7 @@ class PredictivePacer:
                                  f"{state['lift']!r}"[:300])
             lift = value
         model.restore_state(state)  # a wrong version, or any malformed field: raises here
-        if model.dials == 0:  # the saved answer rate was not taken up (`_RESTORE_MIN_ANSWERS`)
+        if not model.rate_restored:  # the saved answer rate rests on too few answers
             lift = 1.0
         self._lift = min(math.log(self.lift_max), math.log(lift))
         self._lift_open = False

@@ -290,7 +290,7 @@ def yardstick_table(cells: Sequence[Scenario], results: Sequence[RunResult], see
         if r is None:
             return "none under 3 %"
         over = " **over 3 %**" if r.judged_abandon > CEILING else ""
-        return f"{r.policy}: {r.talk_min_per_hour:.1f} ({r.abandon:.2%}){over}"
+        return f"{r.policy}: {r.talk_min_per_hour:.1f} ({r.judged_abandon:.2%}){over}"
 
     for s in cells:
         mine = [r for r in results if r.scenario == s.name]
@@ -304,7 +304,7 @@ def yardstick_table(cells: Sequence[Scenario], results: Sequence[RunResult], see
         if tuned is not None and tuned.judged_abandon > CEILING:
             vs_t += " (the ratio breaks the ceiling)"
         rows.append(f"| {s.name} | {cell(hindsight)} | {cell(tuned)} | "
-                    f"{ours.talk_min_per_hour:.1f} ({ours.abandon:.2%}) | {vs_h} | {vs_t} |")
+                    f"{ours.talk_min_per_hour:.1f} ({ours.judged_abandon:.2%}) | {vs_h} | {vs_t} |")
     return "\n".join(rows)
 
 
@@ -528,7 +528,7 @@ def _line(r: RunResult) -> str:
     return (f"{r.scenario:<14} {r.policy:<12} talk-min/h {r.talk_min_per_hour:5.1f} "
             f"({r.vs_oracle:4.0%} of {r.oracle:.1f})  occupancy {r.occupancy:5.1%}  "
             f"abandon {r.abandon:5.2%} (day {r.abandon_day:5.2%}, hour {r.abandon_hour:5.2%}, "
-            f"true {r.true_abandon:5.2%})  p95 gap {r.idle_gap_p95:4.0f}s  "
+            f"true {r.true_abandon:5.2%}, judged {r.judged_abandon:5.2%})  p95 gap {r.idle_gap_p95:4.0f}s  "
             f"dials/connect {r.dials_per_connect:4.1f}  leads {r.leads_used}  "
             f"{r.agent_days:.1f} agent-days in {r.cpu_seconds:.1f} CPU-s ({r.speed:.2f}/s)")
 

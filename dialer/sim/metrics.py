@@ -271,8 +271,9 @@ class RunResult:
     results: tuple[tuple[str, int], ...]
     series: Series | None = None
     uk_mode: bool = False  # the window is the calendar day (UK), not 30 days (US)
-    # Worst calendar day as a UK campaign counts it, its estimated AMD false positives included
-    # (`worst_counted_day`); None in runs recorded before it was kept.
+    # Worst calendar day as the campaign counts it, its estimated AMD false positives included
+    # in UK mode with AMD on (`worst_counted_day`; else the same as abandon_day); None in runs
+    # recorded before it was kept.
     abandon_day_counted: float | None = None
 
     @property
@@ -282,7 +283,11 @@ class RunResult:
         counts it (its estimated AMD false positives included)."""
         if not self.uk_mode:
             return self.abandon_30d
-        return self.abandon_day if self.abandon_day_counted is None else self.abandon_day_counted
+        if self.abandon_day_counted is not None:
+            return self.abandon_day_counted
+        # Recorded before the counted day was kept: without machine verdicts it is the day's
+        # own rate; with them it is unknown, and nothing unknown passes the ceiling.
+        return self.abandon_day if self.machines == 0 else math.inf
 
     @property
     def vs_oracle(self) -> float:

@@ -387,11 +387,20 @@ def draw_all(results: Sequence[RunResult], scenarios: Sequence[Scenario], out: P
     return [p for p in paths if p is not None]
 
 
+def _uk_scenario(name: str) -> bool:
+    """Whether the bench's scenario of this name runs in UK mode (False if none has it)."""
+    from dialer.sim.scenario import grid, specials
+
+    return any(s.uk_mode for s in [*grid(), *specials()] if s.name == name)
+
+
 def load(path: Path) -> list[RunResult]:
     """Results written by `grid --json`."""
     out = []
     for row in json.loads(path.read_text()):
         data: dict[str, Any] = dict(row)
+        if "uk_mode" not in data:  # recorded before it was kept: the scenario says
+            data["uk_mode"] = _uk_scenario(str(data["scenario"]))
         series = data.pop("series")
         data["results"] = tuple(tuple(x) for x in data["results"])
         if series is not None:

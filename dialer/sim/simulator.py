@@ -696,8 +696,6 @@ class Simulator:
     def _result(self, cpu: float) -> RunResult:
         led = self.ledger
         idx = {s: i for i, s in enumerate(AgentState)}
-        sc = self.scenario  # the campaign's estimate of AMD false positives, as it counts them
-        estimate = sc.amd_fp_estimate if sc.uk_mode and sc.amd is not AmdMode.OFF else 0.0
         talk = led.seconds[idx[AgentState.ON_CALL]]
         idle = led.seconds[idx[AgentState.READY]] + led.seconds[idx[AgentState.RESERVED]]
         wrap = led.seconds[idx[AgentState.WRAP_UP]]
@@ -733,7 +731,9 @@ class Simulator:
             results=tuple(sorted(led.results.items())),
             series=self._series() if self.want_series else None,
             uk_mode=self.scenario.uk_mode,
-            abandon_day_counted=led.worst_campaign(lambda t: worst_counted_day(t, estimate)))
+            abandon_day_counted=max((worst_counted_day(led.desk_days[d.index],
+                                                       _fp_estimate(d.engine.spec))
+                                     for d in self.desks), default=0.0))
 
     def _series(self) -> Series:
         led = self.ledger
@@ -760,6 +760,12 @@ class Simulator:
 
 def _values(times: Callable[[], dict[str, float]]) -> Callable[[], list[float]]:
     return lambda: list(times().values())
+
+
+def _fp_estimate(spec: CampaignSpec) -> float:
+    """The share of AMD machine verdicts a campaign counts as abandoned people: its estimate
+    of AMD false positives in UK mode with AMD on, else 0 (`CampaignEngine._false_positives`)."""
+    return spec.amd_false_positive_rate if spec.uk_mode and spec.amd is not AmdMode.OFF else 0.0
 
 
 def simulate(scenario: Scenario, policy: Policy, seed: int = 1, **kw: Any) -> RunResult:

@@ -931,6 +931,12 @@ def test_a_saved_lift_whose_answer_rate_is_not_taken_up_is_not_either() -> None:
     assert isinstance(pacer.model, Estimator)
     assert pacer.model.dials == 0  # the warm-up of a cold start
     assert pacer.lift == 1.0
+    assert not pacer.model.rate_restored
+    counted_none = PredictivePacer()  # a good rate saved with no dials counted: taken up
+    counted_none.restore_state(lifted_and_saved() | {"dials": 0})
+    assert isinstance(counted_none.model, Estimator)
+    assert counted_none.model.rate_restored
+    assert counted_none.lift == pytest.approx(math.exp(0.5))
 
 
 def test_a_restored_answer_rate_is_trusted_as_a_few_answers_worth_and_soon_outweighed() -> None:

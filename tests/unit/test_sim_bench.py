@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -190,6 +191,29 @@ def test_teams_measures_the_steady_gap_to_the_oracle_per_team_size(tmp_path: Pat
     assert (tmp_path / "pacing_teams.png").stat().st_size > 10_000
     with pytest.raises(SystemExit, match=r"at least 0\.5"):
         main(["teams", "--hours", "0.25", "--no-progress", "--no-plots"])
+
+
+def test_runs_recorded_before_the_judged_rate_was_kept_load_and_never_pass_unknown(
+        tmp_path: Path) -> None:
+    from dialer.sim.plots import load
+
+    run = next(r for r in tiny() if r.policy == "power 1.5")
+    rows = []
+    for r in (replace(run, scenario="amd-uk", machines=40, abandon_day=0.01),
+              replace(run, scenario="amd-uk", machines=0, abandon_day=0.01), run):
+        row = asdict(r)
+        del row["uk_mode"], row["abandon_day_counted"]  # as written before they were kept
+        rows.append(row)
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(rows))
+    uk_amd, uk_no_amd, us = load(path)
+    assert uk_amd.uk_mode
+    assert uk_no_amd.uk_mode
+    assert not us.uk_mode
+    assert uk_amd.judged_abandon == math.inf  # its counted day is unknown: it cannot pass
+    assert best_power([uk_amd]) is None
+    assert uk_no_amd.judged_abandon == 0.01  # no machine verdicts: the day's own rate
+    assert us.judged_abandon == run.abandon_30d
 
 
 def test_yardstick_flags_a_ratio_from_another_day_that_breaks_the_ceiling() -> None:
